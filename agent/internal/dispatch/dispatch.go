@@ -1,0 +1,35 @@
+// Package dispatch routes the controller's requests to the code that does
+// the work on this host.
+package dispatch
+
+import (
+	"context"
+	"time"
+
+	"github.com/rsgo/rsgo/shared/protocol"
+)
+
+// Engine is what dispatch needs of the Docker engine.
+type Engine interface {
+	Info(ctx context.Context) (protocol.DockerInfo, error)
+}
+
+// Dispatcher answers requests.
+type Dispatcher struct {
+	Engine Engine
+}
+
+// Handle implements protocol.Handler.
+func (d *Dispatcher) Handle(ctx context.Context, req protocol.Request) (any, error) {
+	switch req.Type {
+	case protocol.TypePing:
+		return protocol.PingResult{AgentTime: time.Now().UTC()}, nil
+	case protocol.TypeDockerInfo:
+		info, err := d.Engine.Info(ctx)
+		if err != nil {
+			return nil, &protocol.Error{Code: protocol.CodeDockerUnavailable, Message: err.Error()}
+		}
+		return info, nil
+	}
+	return nil, &protocol.Error{Code: protocol.CodeUnknownType, Message: "agent does not know request type " + req.Type}
+}

@@ -1,0 +1,106 @@
+// Package api is the operator-facing HTTP API under /api. It speaks JSON,
+// answers every error in one shape, and never touches Docker: work for an
+// agent goes through the gateway.
+package api
+
+import (
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/rsgo/rsgo/controller/internal/fleet"
+	"github.com/rsgo/rsgo/controller/internal/gateway"
+	"github.com/rsgo/rsgo/controller/internal/store"
+)
+
+// Config configures a Server.
+type Config struct {
+	Store      *store.Store
+	Fleet      *fleet.Service
+	Gateway    *gateway.Gateway
+	AdminToken string
+	Version    string
+	Log        *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg Config
+	app *fiber.App
+}
+
+// New validates cfg and builds the routes.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Store == nil || cfg.Fleet == nil || cfg.Gateway == nil:
+		return nil, errors.New("api: store, fleet and gateway are required")
+	case len(cfg.AdminToken) < 16:
+		return nil, errors.New("api: admin token must be at least 16 characters")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "rsgo-controller",
+		DisableStartupMessage: true,
+		ErrorHandler:          s.handleError,
+		BodyLimit:             1 << 20,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          2 * time.Minute,
+		IdleTimeout:           2 * time.Minute,
+	})
+	s.routes()
+	return s, nil
+}
+
+// App exposes the fiber app, for tests (app.Test) and for mounting the UI.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve serves HTTP on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error { return s.app.Listener(l) }
+
+// Shutdown stops accepting and waits for in-flight requests, up to timeout.
+func (s *Server) Shutdown(timeout time.Duration) error {
+	return s.app.ShutdownWithTimeout(timeout)
+}
+
+func (s *Server) routes() {
+	a := s.app.Group("/api")
+	a.Get("/health", s.health)
+	a.Use(s.requireToken)
+	a.Get("/environments", s.listEnvironments)
+	a.Post("/environments", s.createEnvironment)
+	a.Get("/environments/:env", s.getEnvironment)
+	a.Delete("/environments/:env", s.deleteEnvironment)
+	a.Post("/environments/:env/join-token", s.newJoinToken)
+	a.Post("/environments/:env/ping", s.pingEnvironment)
+	a.Get("/environments/:env/docker", s.dockerInfo)
+	a.Use(func(c *fiber.Ctx) error {
+		return apiError(fiber.StatusNotFound, CodeNotFound, "no route %s %s", c.Method(), c.Path())
+	})
+}
+
+func (s *Server) health(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"success": true, "status": "ok", "version": s.cfg.Version})
+}
+
+// requireToken checks the bearer token on every route registered after it.
+func (s *Server) requireToken(c *fiber.Ctx) error {
+	token, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+	if !ok {
+		token = c.Query("access_token")
+	}
+	if token == "" {
+		return apiError(fiber.StatusUnauthorized, CodeUnauthorized, "missing bearer token")
+	}
+	if subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) != 1 {
+		return apiError(fiber.StatusUnauthorized, CodeUnauthorized, "invalid bearer token")
+	}
+	return c.Next()
+}

@@ -1,0 +1,3 @@
+module github.com/rsgo/rsgo/shared
+
+go 1.26
