@@ -7,6 +7,7 @@ require (
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/hashicorp/yamux v0.1.2
 	github.com/rsgo/rsgo/shared v0.0.0
+	go.uber.org/goleak v1.3.0
 )
 
 require (
