@@ -6,6 +6,7 @@ require (
 	github.com/hashicorp/yamux v0.1.2
 	github.com/moby/moby/client v0.6.2
 	github.com/rsgo/rsgo/shared v0.0.0
+	go.uber.org/goleak v1.3.0
 )
 
 require (

@@ -192,8 +192,6 @@ func (s *Service) Enroll(_ context.Context, req protocol.EnrollRequest) (protoco
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return protocol.EnrollResponse{}, wireErr(protocol.CodeInvalidToken, "join token is not valid")
-	case errors.Is(err, store.ErrConflict):
-		return protocol.EnrollResponse{}, wireErr(protocol.CodeTokenUsed, "join token was used by a concurrent enrollment")
 	case err != nil:
 		return protocol.EnrollResponse{}, err
 	}

@@ -200,8 +200,8 @@ func (s *Store) PutJoinToken(tok JoinToken) error {
 
 // RedeemJoinToken loads a token and its environment in one transaction and
 // lets fn check and change both; both are written back only when fn
-// succeeds. Two agents racing for one token cannot both win: the loser gets
-// ErrConflict.
+// succeeds. Two agents racing for one token cannot both win: the loser's
+// transaction is re-run and fn sees the token as used.
 func (s *Store) RedeemJoinToken(tokenID string, fn func(*JoinToken, *Environment) error) (Environment, error) {
 	var env Environment
 	err := s.update(func(txn *badger.Txn) error {

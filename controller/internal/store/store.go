@@ -103,14 +103,21 @@ func eachJSON(txn *badger.Txn, prefix string, fn func(key string, val []byte) er
 	return nil
 }
 
-// update runs fn in a read-write transaction; badger's conflict error becomes
-// ErrConflict so callers can tell a lost race from a failure.
+// maxAttempts bounds how often a transaction that lost a race is re-run.
+const maxAttempts = 20
+
+// update runs fn in a read-write transaction. Badger's transactions are
+// optimistic: one that read a key another committed meanwhile fails, and is
+// then re-run from scratch, so fn re-reads and re-checks the current state.
+// Only when that keeps failing does the caller get ErrConflict.
 func (s *Store) update(fn func(txn *badger.Txn) error) error {
-	err := s.db.Update(fn)
-	if errors.Is(err, badger.ErrConflict) {
-		return fmt.Errorf("store: %w: concurrent update", ErrConflict)
+	for range maxAttempts {
+		err := s.db.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
 	}
-	return err
+	return fmt.Errorf("store: %w: too many concurrent updates", ErrConflict)
 }
 
 type badgerLogger struct{ log *slog.Logger }
