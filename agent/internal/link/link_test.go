@@ -179,7 +179,9 @@ func (f *fakeController) helloCount() int {
 func startLink(t *testing.T, p pki, addr string, handler protocol.Handler) (*Link, func()) {
 	t.Helper()
 	if handler == nil {
-		handler = func(context.Context, protocol.Request) (any, error) { return protocol.PingResult{AgentTime: time.Now()}, nil }
+		handler = func(context.Context, protocol.Request) (any, error) {
+			return protocol.PingResult{AgentTime: time.Now()}, nil
+		}
 	}
 	l, err := New(Config{
 		Identity: state.Identity{
