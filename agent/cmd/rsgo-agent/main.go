@@ -21,6 +21,7 @@ import (
 	"github.com/rsgo/rsgo/agent/internal/link"
 	"github.com/rsgo/rsgo/agent/internal/state"
 	"github.com/rsgo/rsgo/shared/envflag"
+	"github.com/rsgo/rsgo/shared/logging"
 	"github.com/rsgo/rsgo/shared/protocol"
 )
 
@@ -90,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := envflag.Apply(fs, os.LookupEnv); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, o.logLevel, o.logFormat)
+	log, err := logging.New(stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}
@@ -176,19 +177,4 @@ func runAgent(ctx context.Context, id state.Identity, log *slog.Logger) error {
 	err = l.Run(ctx)
 	log.Info("agent stopped")
 	return err
-}
-
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", level, err)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: must be text or json", format)
 }

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/rsgo/rsgo/controller/internal/daemon"
 	"github.com/rsgo/rsgo/controller/internal/fleet"
 	"github.com/rsgo/rsgo/shared/envflag"
+	"github.com/rsgo/rsgo/shared/logging"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -89,7 +89,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err := envflag.Apply(fs, os.LookupEnv); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, logLevel, logFormat)
+	log, err := logging.New(stderr, logLevel, logFormat)
 	if err != nil {
 		return err
 	}
@@ -116,19 +116,4 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		log.Error("server failed; shutting down", "err", serveErr)
 	}
 	return errors.Join(serveErr, c.Shutdown())
-}
-
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", level, err)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: must be text or json", format)
 }

@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,7 @@ type Controller struct {
 	Authority    *pki.Authority
 
 	api      *api.Server
+	stop     context.CancelFunc
 	wg       sync.WaitGroup
 	errOnce  sync.Once
 	serveErr chan error
@@ -157,6 +159,13 @@ func Start(cfg Config) (_ *Controller, err error) {
 	}
 	c.HTTPAddr = httpLn.Addr()
 
+	ctx, stop := context.WithCancel(context.Background())
+	c.stop = stop
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.pruneTokens(ctx)
+	}()
 	c.goServe("gateway", func() error { return gw.Serve(agentLn) })
 	c.goServe("http", func() error { return c.api.Serve(httpLn) })
 	c.log.Info("controller started", "http", c.HTTPAddr.String(), "agents", c.AgentAddr.String(),
@@ -186,6 +195,7 @@ func (c *Controller) Shutdown() error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 		c.Gateway.Close()
+		c.stop()
 		c.wg.Wait()
 		if err := c.Store.Close(); err != nil {
 			errs = append(errs, err)
@@ -193,6 +203,29 @@ func (c *Controller) Shutdown() error {
 		c.log.Info("controller stopped")
 	})
 	return errors.Join(errs...)
+}
+
+// tokenRetention keeps expired join tokens for a while, so an agent that
+// presents one is told it expired rather than that it is unknown.
+const tokenRetention = 24 * time.Hour
+
+// pruneTokens deletes long-expired join tokens at start and then hourly.
+func (c *Controller) pruneTokens(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := c.Store.PruneJoinTokens(time.Now().Add(-tokenRetention))
+		if err != nil {
+			c.log.Error("prune join tokens", "err", err)
+		} else if n > 0 {
+			c.log.Info("pruned expired join tokens", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // advertiseAddr is what join tokens tell agents to dial.
