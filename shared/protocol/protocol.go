@@ -17,10 +17,11 @@ import (
 // History:
 //
 //	1: hello handshake, Ping and DockerInfo requests.
-const Version = 1
+//	2: operations (op.start, op.result) and inventory.
+const Version = 2
 
 // MinVersion is the oldest protocol version a peer of this build accepts.
-const MinVersion = 1
+const MinVersion = 2
 
 // ALPN protocol names. The controller serves both on one TCP port and decides
 // from the name whether the client must present a certificate.

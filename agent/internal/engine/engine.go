@@ -5,6 +5,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/moby/moby/client"
 
@@ -13,7 +14,8 @@ import (
 
 // Engine wraps a Docker client configured from DOCKER_HOST and friends.
 type Engine struct {
-	cli *client.Client
+	cli           *client.Client
+	healthTimeout time.Duration
 }
 
 // New connects lazily: the first request negotiates the API version. A
@@ -23,7 +25,17 @@ func New() (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &Engine{cli: cli}, nil
+	return &Engine{cli: cli, healthTimeout: DefaultHealthTimeout}, nil
+}
+
+// WithHealthTimeout returns a copy of the engine that waits at most d for
+// services to turn healthy.
+func (e *Engine) WithHealthTimeout(d time.Duration) *Engine {
+	c := *e
+	if d > 0 {
+		c.healthTimeout = d
+	}
+	return &c
 }
 
 // Close releases the client's connections.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/rsgo/rsgo/controller/internal/catalog"
 	"github.com/rsgo/rsgo/controller/internal/fleet"
 	"github.com/rsgo/rsgo/controller/internal/gateway"
 	"github.com/rsgo/rsgo/controller/internal/store"
@@ -21,6 +22,7 @@ import (
 // Config configures a Server.
 type Config struct {
 	Store      *store.Store
+	Catalog    *catalog.Catalog
 	Fleet      *fleet.Service
 	Gateway    *gateway.Gateway
 	AdminToken string
@@ -37,8 +39,8 @@ type Server struct {
 // New validates cfg and builds the routes.
 func New(cfg Config) (*Server, error) {
 	switch {
-	case cfg.Store == nil || cfg.Fleet == nil || cfg.Gateway == nil:
-		return nil, errors.New("api: store, fleet and gateway are required")
+	case cfg.Store == nil || cfg.Fleet == nil || cfg.Gateway == nil || cfg.Catalog == nil:
+		return nil, errors.New("api: store, catalog, fleet and gateway are required")
 	case len(cfg.AdminToken) < 16:
 		return nil, errors.New("api: admin token must be at least 16 characters")
 	}
@@ -81,6 +83,9 @@ func (s *Server) routes() {
 	a.Post("/environments/:env/join-token", s.newJoinToken)
 	a.Post("/environments/:env/ping", s.pingEnvironment)
 	a.Get("/environments/:env/docker", s.dockerInfo)
+	a.Get("/stacks", s.listStacks)
+	a.Get("/stacks/:stackId", s.getStack)
+	a.Post("/catalog/sync", s.syncCatalog)
 	a.Use(func(c *fiber.Ctx) error {
 		return apiError(fiber.StatusNotFound, CodeNotFound, "no route %s %s", c.Method(), c.Path())
 	})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rsgo/rsgo/controller/internal/api"
+	"github.com/rsgo/rsgo/controller/internal/catalog"
 	"github.com/rsgo/rsgo/controller/internal/fleet"
 	"github.com/rsgo/rsgo/controller/internal/gateway"
 	"github.com/rsgo/rsgo/controller/internal/pki"
@@ -53,6 +54,7 @@ type Controller struct {
 	Gateway      *gateway.Gateway
 	Fleet        *fleet.Service
 	Authority    *pki.Authority
+	Catalog      *catalog.Catalog
 
 	api      *api.Server
 	stop     context.CancelFunc
@@ -142,8 +144,22 @@ func Start(cfg Config) (_ *Controller, err error) {
 	}
 	c.Gateway = gw
 	closers = append(closers, func() { gw.Close() })
+	var sources []catalog.Source
+	for _, flag := range cfg.Catalogs {
+		src, err := catalog.ParseSource(flag)
+		if err != nil {
+			return nil, fmt.Errorf("--catalog: %w", err)
+		}
+		sources = append(sources, src)
+	}
+	c.Catalog, err = catalog.New(sources, cfg.Log.With("component", "catalog"))
+	if err != nil {
+		return nil, err
+	}
+	c.Catalog.Sync(context.Background())
 	c.api, err = api.New(api.Config{
 		Store:      c.Store,
+		Catalog:    c.Catalog,
 		Fleet:      c.Fleet,
 		Gateway:    gw,
 		AdminToken: c.AdminToken,
