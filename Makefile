@@ -1,5 +1,5 @@
 # rsgo build, test and local run. Every target works from a fresh clone.
-MODULES  := shared controller agent
+MODULES  := shared controller agent deploy/demo
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 GO       ?= go

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
@@ -18,7 +19,9 @@ import (
 	"github.com/rsgo/rsgo/agent/internal/dispatch"
 	"github.com/rsgo/rsgo/agent/internal/engine"
 	"github.com/rsgo/rsgo/agent/internal/enroll"
+	"github.com/rsgo/rsgo/agent/internal/journal"
 	"github.com/rsgo/rsgo/agent/internal/link"
+	"github.com/rsgo/rsgo/agent/internal/runner"
 	"github.com/rsgo/rsgo/agent/internal/state"
 	"github.com/rsgo/rsgo/shared/envflag"
 	"github.com/rsgo/rsgo/shared/logging"
@@ -130,7 +133,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if o.controller != "" {
 		id.Controller = o.controller
 	}
-	return runAgent(ctx, id, log)
+	return runAgent(ctx, o.stateDir, id, log)
 }
 
 func join(ctx context.Context, dir state.Dir, o options) (state.Config, error) {
@@ -138,17 +141,27 @@ func join(ctx context.Context, dir state.Dir, o options) (state.Config, error) {
 	return enroll.Enroll(ctx, enroll.Options{Token: o.token, Hostname: host, Controller: o.controller, Dir: dir})
 }
 
-func runAgent(ctx context.Context, id state.Identity, log *slog.Logger) error {
+func runAgent(ctx context.Context, stateDir string, id state.Identity, log *slog.Logger) error {
 	eng, err := engine.New()
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
 	host, _ := os.Hostname()
-	d := &dispatch.Dispatcher{Engine: eng}
-	l, err := link.New(link.Config{
-		Identity: id,
-		Handler:  d.Handle,
+	j, err := journal.Open(filepath.Join(stateDir, "journal"))
+	if err != nil {
+		return err
+	}
+	var l *link.Link
+	run := runner.New(eng, j, func(ctx context.Context, res protocol.OpResult) error {
+		return l.Call(ctx, protocol.TypeOpResult, res, nil)
+	}, log.With("component", "runner"))
+	defer run.Close()
+	d := &dispatch.Dispatcher{Engine: eng, Runner: run}
+	l, err = link.New(link.Config{
+		Identity:  id,
+		Handler:   d.Handle,
+		OnConnect: run.Deliver,
 		Log:      log.With("component", "link"),
 		Hello: func(ctx context.Context) protocol.Hello {
 			h := protocol.Hello{

@@ -3,6 +3,7 @@
 package dispatch
 
 import (
+	"encoding/json"
 	"context"
 	"time"
 
@@ -12,11 +13,18 @@ import (
 // Engine is what dispatch needs of the Docker engine.
 type Engine interface {
 	Info(ctx context.Context) (protocol.DockerInfo, error)
+	Inventory(ctx context.Context) (protocol.Inventory, error)
+}
+
+// Runner accepts operations.
+type Runner interface {
+	Start(op protocol.Operation) (protocol.OpAccepted, error)
 }
 
 // Dispatcher answers requests.
 type Dispatcher struct {
 	Engine Engine
+	Runner Runner
 }
 
 // Handle implements protocol.Handler.
@@ -30,6 +38,18 @@ func (d *Dispatcher) Handle(ctx context.Context, req protocol.Request) (any, err
 			return nil, &protocol.Error{Code: protocol.CodeDockerUnavailable, Message: err.Error()}
 		}
 		return info, nil
+	case protocol.TypeInventory:
+		inv, err := d.Engine.Inventory(ctx)
+		if err != nil {
+			return nil, &protocol.Error{Code: protocol.CodeDockerUnavailable, Message: err.Error()}
+		}
+		return inv, nil
+	case protocol.TypeOpStart:
+		var op protocol.Operation
+		if err := json.Unmarshal(req.Body, &op); err != nil {
+			return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: "operation: " + err.Error()}
+		}
+		return d.Runner.Start(op)
 	}
 	return nil, &protocol.Error{Code: protocol.CodeUnknownType, Message: "agent does not know request type " + req.Type}
 }

@@ -34,6 +34,9 @@ type Config struct {
 	Hello func(ctx context.Context) protocol.Hello
 	// Handler answers the controller's requests.
 	Handler protocol.Handler
+	// OnConnect runs in its own goroutine after every successful connect,
+	// with a context that ends with the session (e.g. to deliver results).
+	OnConnect func(ctx context.Context)
 	Log     *slog.Logger
 	// Backoff bounds; defaults 1 s and 30 s.
 	BackoffBase, BackoffMax time.Duration
@@ -139,6 +142,16 @@ func (l *Link) session1(ctx context.Context) error {
 
 	stop := context.AfterFunc(ctx, func() { mux.Close() })
 	defer stop()
+	var hooks sync.WaitGroup
+	if l.cfg.OnConnect != nil {
+		sctx, cancel := context.WithCancel(ctx)
+		hooks.Add(1)
+		go func() {
+			defer hooks.Done()
+			l.cfg.OnConnect(sctx)
+		}()
+		defer func() { cancel(); hooks.Wait() }()
+	}
 	protocol.Serve(ctx, mux, l.cfg.Handler) // returns when the session ends
 	mux.Close()
 	l.setSession(nil)
