@@ -16,7 +16,9 @@ import (
 	"github.com/rsgo/rsgo/controller/internal/catalog"
 	"github.com/rsgo/rsgo/controller/internal/fleet"
 	"github.com/rsgo/rsgo/controller/internal/gateway"
+	"github.com/rsgo/rsgo/controller/internal/ops"
 	"github.com/rsgo/rsgo/controller/internal/store"
+	"github.com/rsgo/rsgo/shared/protocol"
 )
 
 // Config configures a Server.
@@ -24,6 +26,7 @@ type Config struct {
 	Store      *store.Store
 	Catalog    *catalog.Catalog
 	Fleet      *fleet.Service
+	Ops        *ops.Service
 	Gateway    *gateway.Gateway
 	AdminToken string
 	Version    string
@@ -39,8 +42,8 @@ type Server struct {
 // New validates cfg and builds the routes.
 func New(cfg Config) (*Server, error) {
 	switch {
-	case cfg.Store == nil || cfg.Fleet == nil || cfg.Gateway == nil || cfg.Catalog == nil:
-		return nil, errors.New("api: store, catalog, fleet and gateway are required")
+	case cfg.Store == nil || cfg.Fleet == nil || cfg.Gateway == nil || cfg.Catalog == nil || cfg.Ops == nil:
+		return nil, errors.New("api: store, catalog, fleet, ops and gateway are required")
 	case len(cfg.AdminToken) < 16:
 		return nil, errors.New("api: admin token must be at least 16 characters")
 	}
@@ -83,6 +86,12 @@ func (s *Server) routes() {
 	a.Post("/environments/:env/join-token", s.newJoinToken)
 	a.Post("/environments/:env/ping", s.pingEnvironment)
 	a.Get("/environments/:env/docker", s.dockerInfo)
+	a.Get("/environments/:env/deployments", s.listDeployments)
+	a.Post("/environments/:env/deployments", s.createDeployment)
+	a.Get("/environments/:env/deployments/:id", s.getDeployment)
+	a.Post("/environments/:env/deployments/:id/stop", s.lifecycle(protocol.OpStop))
+	a.Post("/environments/:env/deployments/:id/start", s.lifecycle(protocol.OpStart))
+	a.Delete("/environments/:env/deployments/:id", s.lifecycle(protocol.OpRemove))
 	a.Get("/stacks", s.listStacks)
 	a.Get("/stacks/:stackId", s.getStack)
 	a.Post("/catalog/sync", s.syncCatalog)

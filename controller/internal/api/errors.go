@@ -27,6 +27,8 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// Fields names each offending input, for forms.
+	Fields any
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -48,10 +50,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		s.cfg.Log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
 		ae = &Error{Status: fiber.StatusInternalServerError, Code: CodeInternal, Message: "internal error; see the controller log"}
 	}
-	return c.Status(ae.Status).JSON(fiber.Map{
-		"success": false,
-		"error":   fiber.Map{"code": ae.Code, "message": ae.Message},
-	})
+	body := fiber.Map{"code": ae.Code, "message": ae.Message}
+	if ae.Fields != nil {
+		body["fields"] = ae.Fields
+	}
+	return c.Status(ae.Status).JSON(fiber.Map{"success": false, "error": body})
 }
 
 func codeForStatus(status int) string {

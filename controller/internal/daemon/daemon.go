@@ -18,8 +18,10 @@ import (
 	"github.com/rsgo/rsgo/controller/internal/catalog"
 	"github.com/rsgo/rsgo/controller/internal/fleet"
 	"github.com/rsgo/rsgo/controller/internal/gateway"
+	"github.com/rsgo/rsgo/controller/internal/ops"
 	"github.com/rsgo/rsgo/controller/internal/pki"
 	"github.com/rsgo/rsgo/controller/internal/store"
+	"github.com/rsgo/rsgo/shared/protocol"
 )
 
 // Config is the controller's configuration, as given by flags.
@@ -55,6 +57,7 @@ type Controller struct {
 	Fleet        *fleet.Service
 	Authority    *pki.Authority
 	Catalog      *catalog.Catalog
+	Ops          *ops.Service
 
 	api      *api.Server
 	stop     context.CancelFunc
@@ -130,20 +133,6 @@ func Start(cfg Config) (_ *Controller, err error) {
 	if err != nil {
 		return nil, err
 	}
-	gw, err = gateway.New(gateway.Config{
-		Certificate:  c.Authority.ServerCertificate(),
-		ClientCAs:    c.Authority.Pool(),
-		Verifier:     c.Fleet,
-		Observer:     c.Fleet,
-		Log:          cfg.Log.With("component", "gateway"),
-		PingInterval: cfg.PingInterval,
-		PingTimeout:  cfg.PingTimeout,
-	})
-	if err != nil {
-		return nil, err
-	}
-	c.Gateway = gw
-	closers = append(closers, func() { gw.Close() })
 	var sources []catalog.Source
 	for _, flag := range cfg.Catalogs {
 		src, err := catalog.ParseSource(flag)
@@ -157,7 +146,29 @@ func Start(cfg Config) (_ *Controller, err error) {
 		return nil, err
 	}
 	c.Catalog.Sync(context.Background())
+	var opsSvc *ops.Service
+	gw, err = gateway.New(gateway.Config{
+		Certificate:  c.Authority.ServerCertificate(),
+		ClientCAs:    c.Authority.Pool(),
+		Verifier:     c.Fleet,
+		Observer:     observers{c.Fleet, reconciler{&opsSvc}},
+		Handler:      func(ctx context.Context, s *gateway.Session, req protocol.Request) (any, error) { return handleAgent(opsSvc, s, req) },
+		Log:          cfg.Log.With("component", "gateway"),
+		PingInterval: cfg.PingInterval,
+		PingTimeout:  cfg.PingTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.Gateway = gw
+	closers = append(closers, func() { gw.Close() })
+	opsSvc, err = ops.New(ops.Config{Store: c.Store, Catalog: c.Catalog, Agent: gw, Log: cfg.Log.With("component", "ops")})
+	if err != nil {
+		return nil, err
+	}
+	c.Ops = opsSvc
 	c.api, err = api.New(api.Config{
+		Ops:        opsSvc,
 		Store:      c.Store,
 		Catalog:    c.Catalog,
 		Fleet:      c.Fleet,
@@ -211,6 +222,7 @@ func (c *Controller) Shutdown() error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 		c.Gateway.Close()
+		c.Ops.Close()
 		c.stop()
 		c.wg.Wait()
 		if err := c.Store.Close(); err != nil {

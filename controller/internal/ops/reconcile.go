@@ -1,0 +1,131 @@
+package ops
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rsgo/rsgo/controller/internal/store"
+	"github.com/rsgo/rsgo/shared/protocol"
+)
+
+// reconcileDelay lets the agent deliver its pending results first, so the
+// inventory is compared with up-to-date records.
+const reconcileDelay = 500 * time.Millisecond
+
+// Reconcile runs in the background after an agent (re)connects: it asks for
+// the labelled containers and corrects deployments whose recorded status
+// does not match what runs.
+func (s *Service) Reconcile(envID string) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-time.After(reconcileDelay):
+		case <-s.ctx.Done():
+			return
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+		defer cancel()
+		if err := s.reconcile(ctx, envID); err != nil {
+			s.log.Warn("reconcile failed", "environment", envID, "err", err)
+		}
+	}()
+}
+
+func (s *Service) reconcile(ctx context.Context, envID string) error {
+	var inv protocol.Inventory
+	if err := s.cfg.Agent.Call(ctx, envID, protocol.TypeInventory, nil, &inv); err != nil {
+		return fmt.Errorf("inventory: %w", err)
+	}
+	deps, err := s.cfg.Store.Deployments(envID)
+	if err != nil {
+		return err
+	}
+	for _, d := range deps {
+		if d.Operation != nil {
+			continue // its result will tell
+		}
+		running := inv.Deployments[d.ID]
+		_, err := s.cfg.Store.UpdateDeployment(d.ID, func(cur *store.Deployment) error {
+			if cur.Operation != nil {
+				return errSkip
+			}
+			status, problem := observedStatus(cur, running)
+			before := cur.Status
+			cur.Services = mergeServices(cur, running)
+			switch {
+			case cur.Status == StatusRunning && problem != "":
+				cur.Status, cur.Error = StatusFailed, problem
+			case cur.Status == StatusStopped && status == StatusRunning:
+				cur.Status, cur.Error = StatusRunning, ""
+			case cur.Status == StatusFailed && status == StatusRunning && strings.HasPrefix(cur.Error, driftPrefix):
+				cur.Status, cur.Error = StatusRunning, ""
+			}
+			if before != cur.Status {
+				s.log.Warn("deployment status corrected from what runs", "deployment", cur.ID, "name", cur.Name, "from", before, "to", cur.Status, "reason", cur.Error)
+				cur.UpdatedAt = time.Now().UTC()
+			}
+			return nil
+		})
+		if err != nil && err != errSkip {
+			return err
+		}
+	}
+	return nil
+}
+
+// driftPrefix marks errors that reconcile set, so it may clear them again.
+const driftPrefix = "drift: "
+
+// observedStatus derives a status from the containers that run.
+func observedStatus(d *store.Deployment, running []protocol.ServiceStatus) (status, problem string) {
+	byName := map[string]protocol.ServiceStatus{}
+	for _, c := range running {
+		byName[c.Name] = c
+	}
+	allRunning, anyRunning := true, false
+	var problems []string
+	for _, svc := range d.Spec.Services {
+		c, ok := byName[svc.Name]
+		switch {
+		case !ok:
+			allRunning = false
+			problems = append(problems, fmt.Sprintf("service %s: container missing (removed outside rsgo?)", svc.Name))
+		case c.State != "running":
+			allRunning = false
+			problems = append(problems, fmt.Sprintf("service %s: container %s (exit code %d)", svc.Name, c.State, c.ExitCode))
+		case c.Health == "unhealthy":
+			anyRunning = true
+			allRunning = false
+			problems = append(problems, fmt.Sprintf("service %s: unhealthy", svc.Name))
+		default:
+			anyRunning = true
+		}
+	}
+	switch {
+	case allRunning:
+		return StatusRunning, ""
+	case !anyRunning && d.Status == StatusStopped:
+		return StatusStopped, ""
+	}
+	return StatusFailed, driftPrefix + strings.Join(problems, "; ")
+}
+
+// mergeServices keeps the recorded order and fills in what runs.
+func mergeServices(d *store.Deployment, running []protocol.ServiceStatus) []protocol.ServiceStatus {
+	byName := map[string]protocol.ServiceStatus{}
+	for _, c := range running {
+		byName[c.Name] = c
+	}
+	out := make([]protocol.ServiceStatus, 0, len(d.Spec.Services))
+	for _, svc := range d.Spec.Services {
+		c, ok := byName[svc.Name]
+		if !ok {
+			c = protocol.ServiceStatus{Name: svc.Name, Image: svc.Image, State: "missing"}
+		}
+		out = append(out, c)
+	}
+	return out
+}
