@@ -162,7 +162,7 @@ func runAgent(ctx context.Context, stateDir string, id state.Identity, log *slog
 		Identity:  id,
 		Handler:   d.Handle,
 		OnConnect: run.Deliver,
-		Log:      log.With("component", "link"),
+		Log:       log.With("component", "link"),
 		Hello: func(ctx context.Context) protocol.Hello {
 			h := protocol.Hello{
 				ProtocolVersion: protocol.Version,

@@ -3,8 +3,8 @@
 package dispatch
 
 import (
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/rsgo/rsgo/shared/protocol"

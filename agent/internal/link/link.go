@@ -37,7 +37,7 @@ type Config struct {
 	// OnConnect runs in its own goroutine after every successful connect,
 	// with a context that ends with the session (e.g. to deliver results).
 	OnConnect func(ctx context.Context)
-	Log     *slog.Logger
+	Log       *slog.Logger
 	// Backoff bounds; defaults 1 s and 30 s.
 	BackoffBase, BackoffMax time.Duration
 	// HealthyAfter is how long a session must last to reset the backoff.

@@ -148,11 +148,13 @@ func Start(cfg Config) (_ *Controller, err error) {
 	c.Catalog.Sync(context.Background())
 	var opsSvc *ops.Service
 	gw, err = gateway.New(gateway.Config{
-		Certificate:  c.Authority.ServerCertificate(),
-		ClientCAs:    c.Authority.Pool(),
-		Verifier:     c.Fleet,
-		Observer:     observers{c.Fleet, reconciler{&opsSvc}},
-		Handler:      func(ctx context.Context, s *gateway.Session, req protocol.Request) (any, error) { return handleAgent(opsSvc, s, req) },
+		Certificate: c.Authority.ServerCertificate(),
+		ClientCAs:   c.Authority.Pool(),
+		Verifier:    c.Fleet,
+		Observer:    observers{c.Fleet, reconciler{&opsSvc}},
+		Handler: func(ctx context.Context, s *gateway.Session, req protocol.Request) (any, error) {
+			return handleAgent(opsSvc, s, req)
+		},
 		Log:          cfg.Log.With("component", "gateway"),
 		PingInterval: cfg.PingInterval,
 		PingTimeout:  cfg.PingTimeout,
