@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 GO       ?= go
 RUN_DIR  ?= $(CURDIR)/.run
 
-.PHONY: all build test lint certs run clean bench
+.PHONY: all build test lint certs run demo-images clean bench
 
 all: build
 
@@ -33,9 +33,13 @@ lint:
 certs: build
 	./bin/rsgo-controller certs init --data-dir $(RUN_DIR)/controller
 
-# Controller plus one enrolled local agent, data under .run/.
-run: build
+# Controller plus one enrolled local agent and the demo catalog, data under
+# .run/. The demo images are built here and loaded into the local engine.
+run: build demo-images
 	RUN_DIR=$(RUN_DIR) ./deploy/run-local.sh
+
+demo-images:
+	cd deploy/demo && $(GO) run ./cmd/rsgo-demo-images
 
 bench:
 	cd controller && $(GO) run ./cmd/rsgo-linkbench

@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 catalog_flags=()
-[ -d deploy/demo ] && catalog_flags=(--catalog "demo=$PWD/deploy/demo")
+[ -d deploy/demo/catalog ] && catalog_flags=(--catalog "demo=$PWD/deploy/demo/catalog")
 
 ./bin/rsgo-controller --data-dir "$ctl" --http-addr "$HTTP_ADDR" --agent-addr "$AGENT_ADDR" \
 	"${catalog_flags[@]}" >"$RUN_DIR/controller.out" 2> >(tee -a "$RUN_DIR/controller.log" >&2) &

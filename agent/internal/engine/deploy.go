@@ -488,5 +488,7 @@ func (e *Engine) repoDigest(ctx context.Context, imageID, ref string) string {
 			return d
 		}
 	}
-	return img.RepoDigests[0]
+	// A loaded or locally built image has no registry digest for this
+	// repository; its image id identifies it.
+	return ""
 }
