@@ -41,8 +41,8 @@ run: build demo-images
 demo-images:
 	cd deploy/demo && $(GO) run ./cmd/rsgo-demo-images
 
-bench:
-	cd controller && $(GO) run ./cmd/rsgo-linkbench
+bench: build
+	cd controller && $(GO) run ./cmd/rsgo-bench link && $(GO) run ./cmd/rsgo-bench deploy
 
 clean:
 	rm -rf bin $(RUN_DIR)

@@ -181,14 +181,18 @@ func (r *Runner) run(op protocol.Operation) protocol.OpResult {
 
 func (r *Runner) deploy(ctx context.Context, eng *engine.Engine, op protocol.Operation) (string, error) {
 	spec := *op.Spec
+	t0 := time.Now()
 	if err := eng.PullAll(ctx, spec, nil); err != nil {
 		return PhasePulling, err
 	}
+	t1 := time.Now()
 	if err := eng.Up(ctx, spec, op.ID, engine.Hooks{}); err != nil {
 		return PhaseStarting, err
 	}
+	t2 := time.Now()
 	if err := eng.Verify(ctx, spec); err != nil {
 		return PhaseVerify, err
 	}
+	r.log.Debug("deploy phases", "operation", op.ID, "pull", t1.Sub(t0), "start", t2.Sub(t1), "verify", time.Since(t2))
 	return "", nil
 }

@@ -43,10 +43,10 @@ type options struct {
 	settle                  time.Duration
 }
 
-const adminToken = "linkbench-admin-token-0123456789"
+const adminToken = "bench-admin-token-0123456789"
 
 func run(o options) error {
-	fmt.Printf("rsgo-linkbench  %s  GOMAXPROCS=%d cpus\n\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU())
+	fmt.Printf("rsgo-bench link  %s  GOMAXPROCS=%d cpus\n\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU())
 	largest := slices.Max(o.sizes)
 	for _, n := range o.sizes {
 		if err := runSize(o, n, n == largest); err != nil {
@@ -60,7 +60,7 @@ func run(o options) error {
 }
 
 func runSize(o options, n int, storm bool) error {
-	dir, err := os.MkdirTemp("", "rsgo-linkbench-")
+	dir, err := os.MkdirTemp("", "rsgo-bench-")
 	if err != nil {
 		return err
 	}
@@ -366,13 +366,15 @@ func pct(v []float64, p float64) float64 {
 // controllerProc is the rsgo-controller subprocess.
 type controllerProc struct {
 	bin, dataDir, httpAddr, agentAddr string
+	extra                             []string
 	cmd                               *exec.Cmd
 	done                              chan struct{}
 }
 
 func (c *controllerProc) start() error {
-	c.cmd = exec.Command(c.bin, "--data-dir", c.dataDir, "--http-addr", c.httpAddr, "--agent-addr", c.agentAddr,
-		"--advertise-addr", c.agentAddr, "--admin-token", adminToken, "--log-level", "error")
+	args := append([]string{"--data-dir", c.dataDir, "--http-addr", c.httpAddr, "--agent-addr", c.agentAddr,
+		"--advertise-addr", c.agentAddr, "--admin-token", adminToken, "--log-level", "error"}, c.extra...)
+	c.cmd = exec.Command(c.bin, args...)
 	c.cmd.Stdout, c.cmd.Stderr = os.Stderr, os.Stderr
 	if err := c.cmd.Start(); err != nil {
 		return fmt.Errorf("start controller: %w", err)
@@ -461,7 +463,7 @@ func (c *controllerProc) countOnline() (int, error) {
 // agentIdleRSS enrolls and runs one real rsgo-agent and reads its memory
 // after it has been connected and idle for a while.
 func agentIdleRSS(o options) error {
-	dir, err := os.MkdirTemp("", "rsgo-linkbench-agent-")
+	dir, err := os.MkdirTemp("", "rsgo-bench-agent-")
 	if err != nil {
 		return err
 	}
@@ -471,36 +473,55 @@ func agentIdleRSS(o options) error {
 		return err
 	}
 	defer ctl.kill()
-	var created struct {
-		JoinToken string `json:"joinToken"`
-	}
-	req, _ := http.NewRequest("POST", "http://"+ctl.httpAddr+"/api/environments", strings.NewReader(`{"name":"idle"}`))
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
+	agent, err := startRealAgent(ctl, o.agentBin, filepath.Join(dir, "agent"))
 	if err != nil {
 		return err
 	}
-	json.NewDecoder(resp.Body).Decode(&created)
-	resp.Body.Close()
-	agent := exec.Command(o.agentBin, "run", "--state-dir", filepath.Join(dir, "agent"), "--token", created.JoinToken, "--log-level", "warn")
-	agent.Stderr = os.Stderr
-	if err := agent.Start(); err != nil {
-		return err
-	}
-	defer func() { agent.Process.Signal(syscall.SIGTERM); agent.Wait() }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if n, _ := ctl.countOnline(); n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return errors.New("real agent did not come online")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	defer stopProcess(agent)
 	time.Sleep(5 * time.Second)
 	fmt.Printf("== real agent\nagent:     rsgo-agent idle RSS %.1f MiB (connected, 5 s idle)\n", float64(rssKiB(agent.Process.Pid))/1024)
 	return nil
+}
+
+// startRealAgent creates environment "bench", enrolls a real agent into it
+// and waits until it is online.
+func startRealAgent(ctl *controllerProc, bin, stateDir string) (*exec.Cmd, error) {
+	var created struct {
+		JoinToken string `json:"joinToken"`
+	}
+	req, _ := http.NewRequest("POST", "http://"+ctl.httpAddr+"/api/environments", strings.NewReader(`{"name":"bench"}`))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	level := os.Getenv("RSGO_BENCH_AGENT_LOG") // e.g. debug, to see phase timings
+	if level == "" {
+		level = "warn"
+	}
+	agent := exec.Command(bin, "run", "--state-dir", stateDir, "--token", created.JoinToken, "--log-level", level)
+	agent.Stderr = os.Stderr
+	if err := agent.Start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if n, _ := ctl.countOnline(); n == 1 {
+			return agent, nil
+		}
+		if time.Now().After(deadline) {
+			stopProcess(agent)
+			return nil, errors.New("real agent did not come online")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func stopProcess(cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
 }
 
 func rssKiB(pid int) int64 {
