@@ -17,6 +17,10 @@ const (
 	TypeOpResult = "op.result"
 	// TypeInventory (controller → agent) asks for every labelled container.
 	TypeInventory = "inventory"
+	// TypeOpStatus (controller → agent) asks whether the agent knows an
+	// operation: after a controller crash, an operation it recorded may
+	// never have reached the agent.
+	TypeOpStatus = "op.status"
 )
 
 // Operation kinds.
@@ -25,7 +29,23 @@ const (
 	OpStop   = "stop"
 	OpStart  = "start"
 	OpRemove = "remove"
+	// OpUpgrade replaces the deployment's containers with Spec's.
+	OpUpgrade = "upgrade"
+	// OpRollback removes the deployment's containers and re-creates Spec's,
+	// whose images are pinned to the digests that ran before.
+	OpRollback = "rollback"
 )
+
+// OpStatusRequest asks about one operation.
+type OpStatusRequest struct {
+	OperationID string `json:"operationId"`
+}
+
+// OpStatus answers TypeOpStatus.
+type OpStatus struct {
+	Known    bool `json:"known"`
+	Finished bool `json:"finished"`
+}
 
 // Operation is one unit of work on one deployment.
 type Operation struct {

@@ -19,6 +19,7 @@ type Engine interface {
 // Runner accepts operations.
 type Runner interface {
 	Start(op protocol.Operation) (protocol.OpAccepted, error)
+	Status(operationID string) protocol.OpStatus
 }
 
 // Dispatcher answers requests.
@@ -50,6 +51,12 @@ func (d *Dispatcher) Handle(ctx context.Context, req protocol.Request) (any, err
 			return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: "operation: " + err.Error()}
 		}
 		return d.Runner.Start(op)
+	case protocol.TypeOpStatus:
+		var q protocol.OpStatusRequest
+		if err := json.Unmarshal(req.Body, &q); err != nil {
+			return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: "op.status: " + err.Error()}
+		}
+		return d.Runner.Status(q.OperationID), nil
 	}
 	return nil, &protocol.Error{Code: protocol.CodeUnknownType, Message: "agent does not know request type " + req.Type}
 }

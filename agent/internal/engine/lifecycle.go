@@ -62,17 +62,38 @@ func (e *Engine) Start(ctx context.Context, spec stack.Spec) error {
 	return nil
 }
 
-// Remove deletes every container and network of the deployment, and its
-// volumes when asked. It finds them by label and touches nothing else.
-func (e *Engine) Remove(ctx context.Context, deploymentID string, volumes bool) error {
+// RemoveContainers deletes the deployment's containers whose service keep
+// does not want kept (nil removes all). Networks and volumes stay.
+func (e *Engine) RemoveContainers(ctx context.Context, deploymentID string, keep func(service string) bool) error {
 	items, err := e.containers(ctx, deploymentID)
 	if err != nil {
 		return err
 	}
 	for _, c := range items {
+		if keep != nil && keep(c.Labels[stack.LabelService]) {
+			continue
+		}
 		if _, err := e.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("remove container %s: %w", strings.Join(c.Names, ","), cleanErr(err))
 		}
+	}
+	return nil
+}
+
+// RemoveOrphans deletes containers of services that spec no longer has.
+func (e *Engine) RemoveOrphans(ctx context.Context, spec stack.Spec) error {
+	wanted := map[string]bool{}
+	for _, s := range spec.Services {
+		wanted[s.Name] = true
+	}
+	return e.RemoveContainers(ctx, spec.DeploymentID, func(service string) bool { return wanted[service] })
+}
+
+// Remove deletes every container and network of the deployment, and its
+// volumes when asked. It finds them by label and touches nothing else.
+func (e *Engine) Remove(ctx context.Context, deploymentID string, volumes bool) error {
+	if err := e.RemoveContainers(ctx, deploymentID, nil); err != nil {
+		return err
 	}
 	nets, err := e.cli.NetworkList(ctx, client.NetworkListOptions{Filters: deploymentFilter(deploymentID)})
 	if err != nil {

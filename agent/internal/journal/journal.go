@@ -140,6 +140,14 @@ func (j *Journal) Unacked() []protocol.OpResult {
 	return out
 }
 
+// Known reports whether the operation was begun here and whether it ended.
+func (j *Journal) Known(operationID string) (known, finished bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e, ok := j.entries[operationID]
+	return ok, ok && e.Result != nil
+}
+
 // Result returns the recorded result of an operation, if it has one.
 func (j *Journal) Result(operationID string) (protocol.OpResult, bool) {
 	j.mu.Lock()

@@ -117,6 +117,12 @@ func (r *Runner) Start(op protocol.Operation) (protocol.OpAccepted, error) {
 	return protocol.OpAccepted{}, nil
 }
 
+// Status tells whether the journal knows an operation and whether it ended.
+func (r *Runner) Status(operationID string) protocol.OpStatus {
+	known, finished := r.journal.Known(operationID)
+	return protocol.OpStatus{Known: known, Finished: finished}
+}
+
 func (r *Runner) goDeliver() {
 	r.wg.Add(1)
 	go func() {
@@ -150,8 +156,13 @@ func (r *Runner) run(op protocol.Operation) protocol.OpResult {
 	res := protocol.OpResult{OperationID: op.ID, DeploymentID: op.DeploymentID, Kind: op.Kind}
 	phase, err := "", error(nil)
 	switch op.Kind {
-	case protocol.OpDeploy:
+	case protocol.OpDeploy, protocol.OpUpgrade:
 		phase, err = r.deploy(ctx, eng, op)
+	case protocol.OpRollback:
+		phase, err = PhaseRemoving, eng.RemoveContainers(ctx, op.DeploymentID, nil)
+		if err == nil {
+			phase, err = r.deploy(ctx, eng, op)
+		}
 	case protocol.OpStop:
 		phase, err = PhaseStopping, eng.Stop(ctx, *op.Spec)
 	case protocol.OpStart:
@@ -191,6 +202,9 @@ func (r *Runner) deploy(ctx context.Context, eng *engine.Engine, op protocol.Ope
 	}
 	t2 := time.Now()
 	if err := eng.Verify(ctx, spec); err != nil {
+		return PhaseVerify, err
+	}
+	if err := eng.RemoveOrphans(ctx, spec); err != nil {
 		return PhaseVerify, err
 	}
 	r.log.Debug("deploy phases", "operation", op.ID, "pull", t1.Sub(t0), "start", t2.Sub(t1), "verify", time.Since(t2))

@@ -32,8 +32,16 @@ type deploymentView struct {
 	Operation     *store.OperationRef      `json:"operation"`
 	LastOperation *store.OperationRef      `json:"lastOperation,omitempty"`
 	History       []store.HistoryEntry     `json:"history"`
+	Snapshot      *snapshotView            `json:"snapshot"`
 	CreatedAt     time.Time                `json:"createdAt"`
 	UpdatedAt     time.Time                `json:"updatedAt"`
+}
+
+// snapshotView shows a snapshot without its variable values.
+type snapshotView struct {
+	Version     string    `json:"version"`
+	Description string    `json:"description"`
+	CreatedAt   time.Time `json:"createdAt"`
 }
 
 func viewDeployment(d store.Deployment) deploymentView {
@@ -47,6 +55,9 @@ func viewDeployment(d store.Deployment) deploymentView {
 	v := deploymentView{ID: d.ID, EnvironmentID: d.EnvironmentID, Name: d.Name, StackID: d.StackID + "@" + d.Version,
 		Version: d.Version, Status: d.Status, Error: d.Error, Variables: vars, Services: d.Services,
 		Operation: d.Operation, LastOperation: d.Last, History: d.History, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+	if d.Snapshot != nil {
+		v.Snapshot = &snapshotView{Version: d.Snapshot.Version, Description: d.Snapshot.Description, CreatedAt: d.Snapshot.CreatedAt}
+	}
 	if v.Services == nil {
 		v.Services = []protocol.ServiceStatus{}
 	}
@@ -100,7 +111,7 @@ func (s *Server) createDeployment(c *fiber.Ctx) error {
 	if err != nil {
 		return opsError(err)
 	}
-	return s.accepted(c, acc)
+	return s.accepted(c, acc, nil)
 }
 
 func (s *Server) lifecycle(kind string) fiber.Handler {
@@ -121,16 +132,19 @@ func (s *Server) lifecycle(kind string) fiber.Handler {
 		if err != nil {
 			return opsError(err)
 		}
-		return s.accepted(c, acc)
+		return s.accepted(c, acc, nil)
 	}
 }
 
 // accepted answers 202, or with ?wait=true the final state once the
 // operation has ended.
-func (s *Server) accepted(c *fiber.Ctx, acc ops.Accepted) error {
+func (s *Server) accepted(c *fiber.Ctx, acc ops.Accepted, extra fiber.Map) error {
 	if !c.QueryBool("wait") {
-		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"success": true, "deploymentId": acc.DeploymentID,
-			"operationId": acc.OperationID, "sessionId": acc.SessionID})
+		out := fiber.Map{"success": true, "deploymentId": acc.DeploymentID, "operationId": acc.OperationID, "sessionId": acc.SessionID}
+		for k, v := range extra {
+			out[k] = v
+		}
+		return c.Status(fiber.StatusAccepted).JSON(out)
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), waitLimit)
 	defer cancel()
@@ -138,6 +152,9 @@ func (s *Server) accepted(c *fiber.Ctx, acc ops.Accepted) error {
 		return apiError(fiber.StatusGatewayTimeout, CodeInternal, "operation %s still running after %v", acc.OperationID, waitLimit)
 	}
 	out := fiber.Map{"success": true, "deploymentId": acc.DeploymentID, "operationId": acc.OperationID, "sessionId": acc.SessionID}
+	for k, v := range extra {
+		out[k] = v
+	}
 	d, err := s.cfg.Store.Deployment(acc.DeploymentID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

@@ -97,3 +97,14 @@ func decodeBody(c *fiber.Ctx, v any) error {
 	}
 	return nil
 }
+
+// structToMap turns a JSON-tagged struct into a map by a JSON round trip.
+func structToMap(v any) map[string]any {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	json.Unmarshal(raw, &m)
+	return m
+}

@@ -275,37 +275,40 @@ func (s *Service) ApplyResult(envID string, res protocol.OpResult) error {
 }
 
 // finish applies a result to the deployment if it is for its running
-// operation, and wakes waiters.
+// operation (or for one the agent did not confirm), and wakes waiters.
 func (s *Service) finish(depID string, res protocol.OpResult, local bool) {
-	removed := false
+	removed, autoRollback := false, false
+	var sessionID, envID string
 	_, err := s.cfg.Store.UpdateDeployment(depID, func(d *store.Deployment) error {
 		op := d.Operation
-		if op == nil || op.ID != res.OperationID {
-			// A late result for an operation the controller already gave
-			// up on still tells what runs now.
-			if d.Last != nil && d.Last.ID == res.OperationID && !d.Last.Success && d.Operation == nil && !local {
-				applyOutcome(d, res)
-				d.Last.Success, d.Last.Error = res.Success, res.Error
-				return nil
-			}
+		late := op == nil && d.Last != nil && d.Last.ID == res.OperationID && d.Last.Unconfirmed && !local
+		if late {
+			// The agent did run an operation the controller had given up on:
+			// its outcome says what runs now.
+			op = d.Last
+		} else if op == nil || op.ID != res.OperationID {
 			return errSkip
 		}
 		now := res.FinishedAt
 		if now.IsZero() {
 			now = time.Now().UTC()
 		}
-		op.FinishedAt, op.Success, op.Error, op.Phase = &now, res.Success, res.Error, res.Phase
+		op.FinishedAt, op.Success, op.Error, op.Phase, op.Unconfirmed = &now, res.Success, res.Error, res.Phase, local
 		if res.Success && res.Kind == protocol.OpRemove {
 			removed = true
 			return errSkip
 		}
-		applyOutcome(d, res)
+		complete(d, res)
 		d.Last, d.Operation, d.UpdatedAt = op, nil, now
-		d.History = append(d.History, store.HistoryEntry{OperationID: op.ID, Kind: op.Kind, ToVersion: d.Version,
-			Success: res.Success, Error: res.Error, At: now})
-		if len(d.History) > store.MaxHistory {
-			d.History = d.History[len(d.History)-store.MaxHistory:]
+		if !late {
+			d.History = append(d.History, store.HistoryEntry{OperationID: op.ID, Kind: op.Kind, FromVersion: op.FromVersion,
+				ToVersion: orDefault(op.ToVersion, d.Version), Success: res.Success, Error: res.Error, At: now})
+			if len(d.History) > store.MaxHistory {
+				d.History = d.History[len(d.History)-store.MaxHistory:]
+			}
 		}
+		autoRollback = op.Kind == protocol.OpUpgrade && !res.Success && op.AutoRollback && d.Snapshot != nil
+		sessionID, envID = op.SessionID, d.EnvironmentID
 		return nil
 	})
 	switch {
@@ -318,28 +321,67 @@ func (s *Service) finish(depID string, res protocol.OpResult, local bool) {
 	case err != nil:
 		s.log.Error("apply result", "deployment", depID, "operation", res.OperationID, "err", err)
 	default:
-		s.log.Info("operation finished", "deployment", depID, "operation", res.OperationID, "kind", res.Kind, "success", res.Success, "error", res.Error)
+		s.log.Info("operation finished", "deployment", depID, "operation", res.OperationID, "kind", res.Kind, "success", res.Success, "phase", res.Phase, "error", res.Error)
 	}
 	s.wake(res.OperationID)
+	if autoRollback {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.log.Info("upgrade failed; rolling back by itself", "deployment", depID)
+			if _, err := s.Rollback(s.ctx, envID, depID, sessionID); err != nil {
+				s.log.Error("automatic rollback", "deployment", depID, "err", err)
+			}
+		}()
+	}
 }
 
 var errSkip = errors.New("skip")
 
-func applyOutcome(d *store.Deployment, res protocol.OpResult) {
+// complete moves the deployment to the state the result describes. For an
+// upgrade, success is the point of no return: the target becomes the
+// deployment and the snapshot goes; failure keeps the snapshot.
+func complete(d *store.Deployment, res protocol.OpResult) {
 	if res.Services != nil {
 		d.Services = res.Services
 	}
 	if !res.Success {
-		d.Status, d.Error = StatusFailed, res.Error
+		d.Status, d.Error = StatusFailed, failure(res)
+		d.Pending = nil
 		return
 	}
 	d.Error = ""
 	switch res.Kind {
 	case protocol.OpStop:
 		d.Status = StatusStopped
+	case protocol.OpUpgrade:
+		if t := d.Pending; t != nil {
+			d.StackID, d.Version, d.Variables, d.Secrets, d.Spec = t.StackID, t.Version, t.Variables, t.Secrets, t.Spec
+		}
+		d.Pending, d.Snapshot, d.Status = nil, nil, StatusRunning
+	case protocol.OpRollback:
+		if snap := d.Snapshot; snap != nil {
+			d.StackID, d.Version, d.Variables, d.Secrets, d.Spec = snap.StackID, snap.Version, snap.Variables, snap.Secrets, snap.Spec
+		}
+		d.Pending, d.Snapshot, d.Status = nil, nil, StatusRunning
 	default:
 		d.Status = StatusRunning
 	}
+}
+
+// failure is the deployment error for a failed result: phase and cause.
+func failure(res protocol.OpResult) string {
+	if res.Phase == "" {
+		return res.Error
+	}
+	return res.Phase + ": " + res.Error
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // Wait blocks until the operation is no longer running, or ctx ends.

@@ -45,7 +45,8 @@ func (s *Service) reconcile(ctx context.Context, envID string) error {
 	}
 	for _, d := range deps {
 		if d.Operation != nil {
-			continue // its result will tell
+			s.checkOperation(ctx, d)
+			continue // a running operation's result will tell
 		}
 		running := inv.Deployments[d.ID]
 		_, err := s.cfg.Store.UpdateDeployment(d.ID, func(cur *store.Deployment) error {
@@ -128,4 +129,49 @@ func mergeServices(d *store.Deployment, running []protocol.ServiceStatus) []prot
 		out = append(out, c)
 	}
 	return out
+}
+
+// checkOperation asks the agent about an operation the controller believes
+// runs. One the agent never received (the controller stopped between
+// recording and sending it) is closed: an upgrade that never started
+// leaves the deployment Running at its version, with no snapshot.
+func (s *Service) checkOperation(ctx context.Context, d store.Deployment) {
+	op := d.Operation
+	var st protocol.OpStatus
+	if err := s.cfg.Agent.Call(ctx, d.EnvironmentID, protocol.TypeOpStatus, protocol.OpStatusRequest{OperationID: op.ID}, &st); err != nil {
+		s.log.Warn("ask agent about operation", "deployment", d.ID, "operation", op.ID, "err", err)
+		return
+	}
+	if st.Known {
+		return
+	}
+	s.log.Warn("operation never reached the agent; closing it", "deployment", d.ID, "operation", op.ID, "kind", op.Kind)
+	res := protocol.OpResult{OperationID: op.ID, DeploymentID: d.ID, Kind: op.Kind,
+		Error: "the operation never reached the agent (the controller stopped before sending it); nothing was changed", FinishedAt: time.Now().UTC()}
+	if op.Kind == protocol.OpUpgrade {
+		s.abortUpgrade(d.ID, res)
+		return
+	}
+	s.finish(d.ID, res, false)
+}
+
+// abortUpgrade closes an upgrade that changed nothing: back to Running at
+// the old version, snapshot dropped.
+func (s *Service) abortUpgrade(depID string, res protocol.OpResult) {
+	_, err := s.cfg.Store.UpdateDeployment(depID, func(d *store.Deployment) error {
+		op := d.Operation
+		if op == nil || op.ID != res.OperationID {
+			return errSkip
+		}
+		now := res.FinishedAt
+		op.FinishedAt, op.Error = &now, res.Error
+		d.Status, d.Snapshot, d.Pending, d.Last, d.Operation, d.UpdatedAt = StatusRunning, nil, nil, op, nil, now
+		d.History = append(d.History, store.HistoryEntry{OperationID: op.ID, Kind: op.Kind, FromVersion: op.FromVersion,
+			ToVersion: op.ToVersion, Error: res.Error, At: now})
+		return nil
+	})
+	if err != nil && err != errSkip {
+		s.log.Error("abort upgrade", "deployment", depID, "err", err)
+	}
+	s.wake(res.OperationID)
 }

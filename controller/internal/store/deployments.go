@@ -37,8 +37,15 @@ type Deployment struct {
 	Operation *OperationRef            `json:"operation,omitempty"`
 	Last      *OperationRef            `json:"lastOperation,omitempty"`
 	History   []HistoryEntry           `json:"history,omitempty"`
-	CreatedAt time.Time                `json:"createdAt"`
-	UpdatedAt time.Time                `json:"updatedAt"`
+	// Snapshot is what ran before an upgrade; it exists from before the
+	// upgrade touches anything until its point of no return or a
+	// successful rollback.
+	Snapshot *Snapshot `json:"snapshot,omitempty"`
+	// Pending is the target of a running upgrade, applied at its point of
+	// no return.
+	Pending   *Target   `json:"pending,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // OperationRef is an operation on a deployment.
@@ -51,6 +58,33 @@ type OperationRef struct {
 	Success    bool       `json:"success"`
 	Error      string     `json:"error,omitempty"`
 	Phase      string     `json:"phase,omitempty"`
+	// FromVersion and ToVersion are set on upgrades and rollbacks.
+	FromVersion  string `json:"fromVersion,omitempty"`
+	ToVersion    string `json:"toVersion,omitempty"`
+	AutoRollback bool   `json:"autoRollback,omitempty"`
+	// Unconfirmed: the agent did not confirm the operation; its outcome
+	// may still arrive and is then applied.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
+}
+
+// Target is a stack version with its resolved variables and spec.
+type Target struct {
+	StackID   string            `json:"stackId"`
+	Version   string            `json:"version"`
+	Variables map[string]string `json:"variables"`
+	Secrets   []string          `json:"secrets,omitempty"`
+	Spec      stack.Spec        `json:"spec"`
+}
+
+// Snapshot is the state a rollback restores: the version, every variable
+// value and every service's spec with its image pinned to what ran.
+type Snapshot struct {
+	Target
+	Services    []protocol.ServiceStatus `json:"services"`
+	Description string                   `json:"description"`
+	CreatedAt   time.Time                `json:"createdAt"`
+	// OperationID is the upgrade that took it.
+	OperationID string `json:"operationId"`
 }
 
 // HistoryEntry is one finished operation, for the deployment's history.
