@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -105,12 +108,44 @@ type Registry struct {
 	// Host is HOST:PORT, the prefix of image references.
 	Host string
 	srv  *httptest.Server
+
+	mu   sync.Mutex
+	slow map[string]time.Duration // repository → delay per manifest request
 }
 
 // StartRegistry starts an empty registry.
 func StartRegistry() *Registry {
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	return &Registry{Host: strings.TrimPrefix(srv.URL, "http://"), srv: srv}
+	r := &Registry{slow: map[string]time.Duration{}}
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodGet || req.Method == http.MethodHead {
+			if d := r.delay(req.URL.Path); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		inner.ServeHTTP(w, req)
+	}))
+	r.Host = strings.TrimPrefix(r.srv.URL, "http://")
+	return r
+}
+
+// SlowDown delays every manifest read of repo (without host) by d, so a
+// test can act while a pull is in progress.
+func (r *Registry) SlowDown(repo string, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.slow[repo] = d
+}
+
+func (r *Registry) delay(path string) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for repo, d := range r.slow {
+		if strings.HasPrefix(path, "/v2/"+repo+"/manifests/") {
+			return d
+		}
+	}
+	return 0
 }
 
 // Close stops the registry.

@@ -71,6 +71,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "operator bearer token (default: generated on first start and stored in the data dir)")
 	fs.DurationVar(&cfg.TokenTTL, "join-token-ttl", fleet.DefaultTokenTTL, "how long a join token stays valid")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take on shutdown")
+	fs.DurationVar(&cfg.HealthTimeout, "health-timeout", 60*time.Second, "how long services may take to run and turn healthy before an operation fails")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
 	fs.Usage = func() {

@@ -36,6 +36,8 @@ type Config struct {
 	AdminToken      string
 	TokenTTL        time.Duration
 	ShutdownTimeout time.Duration
+	// HealthTimeout bounds how long services may take to turn healthy.
+	HealthTimeout time.Duration
 	Version         string
 	Log             *slog.Logger
 	// PingInterval and PingTimeout tune dead-agent detection (tests shorten them).
@@ -164,7 +166,7 @@ func Start(cfg Config) (_ *Controller, err error) {
 	}
 	c.Gateway = gw
 	closers = append(closers, func() { gw.Close() })
-	opsSvc, err = ops.New(ops.Config{Store: c.Store, Catalog: c.Catalog, Agent: gw, Log: cfg.Log.With("component", "ops")})
+	opsSvc, err = ops.New(ops.Config{Store: c.Store, Catalog: c.Catalog, Agent: gw, HealthTimeout: cfg.HealthTimeout, Log: cfg.Log.With("component", "ops")})
 	if err != nil {
 		return nil, err
 	}
