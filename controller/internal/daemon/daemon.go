@@ -38,8 +38,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// HealthTimeout bounds how long services may take to turn healthy.
 	HealthTimeout time.Duration
-	Version         string
-	Log             *slog.Logger
+	Version       string
+	Log           *slog.Logger
 	// PingInterval and PingTimeout tune dead-agent detection (tests shorten them).
 	PingInterval time.Duration
 	PingTimeout  time.Duration
