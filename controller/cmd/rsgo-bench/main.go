@@ -6,6 +6,8 @@
 //	                           storm, idle agent memory
 //	rsgo-bench deploy [flags]  a 5-service stack deployed by rsgo and by
 //	                           docker-compose, alternating; agent memory
+//	rsgo-bench upgrade [flags] a 3-service upgrade by rsgo and by Compose:
+//	                           wall time, per-service downtime; rollback
 //
 // Both start the real binaries (make build first) as subprocesses.
 package main
@@ -21,7 +23,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: rsgo-bench link|deploy [flags]")
+		fmt.Fprintln(os.Stderr, "usage: rsgo-bench link|deploy|upgrade [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -30,8 +32,10 @@ func main() {
 		err = linkMain(os.Args[2:])
 	case "deploy":
 		err = deployMain(os.Args[2:])
+	case "upgrade":
+		err = upgradeMain(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown benchmark %q (want link or deploy)", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q (want link, deploy or upgrade)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rsgo-bench:", err)
