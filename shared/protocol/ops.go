@@ -49,10 +49,12 @@ type OpStatus struct {
 
 // Operation is one unit of work on one deployment.
 type Operation struct {
-	ID           string      `json:"id"`
-	Kind         string      `json:"kind"`
-	DeploymentID string      `json:"deploymentId"`
-	Spec         *stack.Spec `json:"spec,omitempty"`
+	ID           string `json:"id"`
+	Kind         string `json:"kind"`
+	DeploymentID string `json:"deploymentId"`
+	// SessionID groups the operation's events for subscribers.
+	SessionID string      `json:"sessionId,omitempty"`
+	Spec      *stack.Spec `json:"spec,omitempty"`
 	// RemoveVolumes deletes the deployment's named volumes on remove.
 	RemoveVolumes bool `json:"removeVolumes,omitempty"`
 	// HealthTimeout bounds how long services may take to turn healthy.

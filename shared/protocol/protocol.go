@@ -19,10 +19,11 @@ import (
 //	1: hello handshake, Ping and DockerInfo requests.
 //	2: operations (op.start, op.result) and inventory.
 //	3: upgrade and rollback operations, op.status.
-const Version = 3
+//	4: progress events (op.events).
+const Version = 4
 
 // MinVersion is the oldest protocol version a peer of this build accepts.
-const MinVersion = 3
+const MinVersion = 4
 
 // ALPN protocol names. The controller serves both on one TCP port and decides
 // from the name whether the client must present a certificate.

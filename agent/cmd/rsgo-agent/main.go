@@ -21,6 +21,7 @@ import (
 	"github.com/rsgo/rsgo/agent/internal/enroll"
 	"github.com/rsgo/rsgo/agent/internal/journal"
 	"github.com/rsgo/rsgo/agent/internal/link"
+	"github.com/rsgo/rsgo/agent/internal/outbox"
 	"github.com/rsgo/rsgo/agent/internal/runner"
 	"github.com/rsgo/rsgo/agent/internal/state"
 	"github.com/rsgo/rsgo/shared/envflag"
@@ -152,16 +153,21 @@ func runAgent(ctx context.Context, stateDir string, id state.Identity, log *slog
 	if err != nil {
 		return err
 	}
+	out, err := outbox.Open(filepath.Join(stateDir, "outbox"), outbox.DefaultLimit, log.With("component", "outbox"))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
 	var l *link.Link
-	run := runner.New(eng, j, func(ctx context.Context, res protocol.OpResult) error {
-		return l.Call(ctx, protocol.TypeOpResult, res, nil)
+	run := runner.New(eng, j, out, func(ctx context.Context, typ string, body, resp any) error {
+		return l.Call(ctx, typ, body, resp)
 	}, log.With("component", "runner"))
 	defer run.Close()
 	d := &dispatch.Dispatcher{Engine: eng, Runner: run}
 	l, err = link.New(link.Config{
 		Identity:  id,
 		Handler:   d.Handle,
-		OnConnect: run.Deliver,
+		OnConnect: run.Stream,
 		Log:       log.With("component", "link"),
 		Hello: func(ctx context.Context) protocol.Hello {
 			h := protocol.Hello{

@@ -41,9 +41,10 @@ type ServiceError struct {
 func (e *ServiceError) Error() string { return "service " + e.Service + ": " + e.Err.Error() }
 func (e *ServiceError) Unwrap() error { return e.Err }
 
-// Hooks report progress of Up; every field may be nil.
+// Hooks report progress of Up and Verify; every field may be nil.
 type Hooks struct {
-	Started func(service string, done, total int)
+	Started  func(service string, done, total int)
+	Verified func(service string, done, total int)
 }
 
 // Up creates the stack's networks and volumes and creates and starts every
@@ -157,8 +158,10 @@ func (e *Engine) waitCondition(ctx context.Context, id string, svc stack.Service
 
 // Verify waits until every service runs (and is healthy where it has a
 // healthcheck), or reports the first service that does not.
-func (e *Engine) Verify(ctx context.Context, spec stack.Spec) error {
+func (e *Engine) Verify(ctx context.Context, spec stack.Spec, hooks Hooks) error {
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	verified := 0
 	errs := make([]error, len(spec.Services))
 	for i, svc := range spec.Services {
 		wg.Add(1)
@@ -166,6 +169,14 @@ func (e *Engine) Verify(ctx context.Context, spec stack.Spec) error {
 			defer wg.Done()
 			if err := e.waitUp(ctx, spec.ContainerName(svc.Name), svc, e.healthTimeout); err != nil {
 				errs[i] = &ServiceError{Service: svc.Name, Err: err}
+				return
+			}
+			mu.Lock()
+			verified++
+			n := verified
+			mu.Unlock()
+			if hooks.Verified != nil {
+				hooks.Verified(svc.Name, n, len(spec.Services))
 			}
 		}()
 	}

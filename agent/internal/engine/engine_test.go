@@ -131,13 +131,13 @@ func freePort(t *testing.T) uint16 {
 }
 
 func deploy(ctx context.Context, e *Engine, spec stack.Spec) error {
-	if err := e.PullAll(ctx, spec, nil); err != nil {
+	if err := e.PullAll(ctx, spec, PullHooks{}); err != nil {
 		return err
 	}
 	if err := e.Up(ctx, spec, "op-test", Hooks{}); err != nil {
 		return err
 	}
-	return e.Verify(ctx, spec)
+	return e.Verify(ctx, spec, Hooks{})
 }
 
 func get(t *testing.T, port uint16) string {
@@ -172,13 +172,13 @@ func TestDeployWithHealthyDependency(t *testing.T) {
 	spec.Volumes = []stack.Volume{{Key: "data"}}
 
 	var order []string
-	if err := eng.PullAll(ctx, spec, nil); err != nil {
+	if err := eng.PullAll(ctx, spec, PullHooks{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := eng.Up(ctx, spec, "op-1", Hooks{Started: func(s string, _, _ int) { order = append(order, s) }}); err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.Verify(ctx, spec); err != nil {
+	if err := eng.Verify(ctx, spec, Hooks{}); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(order, ",") != "db,web" {
@@ -239,7 +239,7 @@ func TestMissingTagFailsBeforeAnythingIsCreated(t *testing.T) {
 	t.Parallel()
 	missing := registry.Host + "/rsgotest/web:9.9.9"
 	spec := newSpec(t, appService("db", images["db:1.0.0"]), appService("web", missing))
-	err := eng.PullAll(context.Background(), spec, nil)
+	err := eng.PullAll(context.Background(), spec, PullHooks{})
 	var se *ServiceError
 	if !errors.As(err, &se) || se.Service != "web" || !strings.Contains(err.Error(), "rsgotest/web:9.9.9") {
 		t.Fatalf("err = %v, want a pull error naming service web and the tag", err)
@@ -317,7 +317,7 @@ func TestStopStartRemoveByLabelOnly(t *testing.T) {
 	if err := eng.Start(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.Verify(ctx, spec); err != nil {
+	if err := eng.Verify(ctx, spec, Hooks{}); err != nil {
 		t.Fatal(err)
 	}
 	if s := state(t, spec); s != "running" {
@@ -381,7 +381,7 @@ func TestNameTakenByForeignContainer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	spec := newSpec(t, appService("web", images["web:1.0.0"]))
-	if err := eng.PullAll(ctx, spec, nil); err != nil {
+	if err := eng.PullAll(ctx, spec, PullHooks{}); err != nil {
 		t.Fatal(err)
 	}
 	name := spec.ContainerName("web")

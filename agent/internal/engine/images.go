@@ -9,6 +9,7 @@ import (
 	"github.com/moby/moby/client"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rsgo/rsgo/shared/protocol"
 	"github.com/rsgo/rsgo/shared/stack"
 )
 
@@ -19,7 +20,7 @@ const pullConcurrency = 3
 // PullAll makes every image of spec present according to its pull policy,
 // in parallel. Nothing is created before all images are there, so a pull
 // failure leaves no container behind.
-func (e *Engine) PullAll(ctx context.Context, spec stack.Spec, progress func(service string, done, total int)) error {
+func (e *Engine) PullAll(ctx context.Context, spec stack.Spec, hooks PullHooks) error {
 	type job struct{ image, policy, service string }
 	seen := map[string]bool{}
 	var jobs []job
@@ -35,7 +36,7 @@ func (e *Engine) PullAll(ctx context.Context, spec stack.Spec, progress func(ser
 	done := make(chan string, len(jobs))
 	for _, j := range jobs {
 		g.Go(func() error {
-			if err := e.ensureImage(gctx, j.image, j.policy); err != nil {
+			if err := e.ensureImage(gctx, j.image, j.policy, hooks.Progress); err != nil {
 				return &ServiceError{Service: j.service, Err: err}
 			}
 			done <- j.service
@@ -47,14 +48,23 @@ func (e *Engine) PullAll(ctx context.Context, spec stack.Spec, progress func(ser
 	n := 0
 	for svc := range done {
 		n++
-		if progress != nil {
-			progress(svc, n, len(jobs))
+		if hooks.ImageDone != nil {
+			hooks.ImageDone(svc, n, len(jobs))
 		}
 	}
 	return <-errc
 }
 
-func (e *Engine) ensureImage(ctx context.Context, image, policy string) error {
+// PullHooks report pull progress; both may be nil.
+type PullHooks struct {
+	// ImageDone is called when an image is present, with how many are.
+	ImageDone func(service string, done, total int)
+	// Progress relays the engine's pull stream, summed per image. It is
+	// called for every message; callers throttle.
+	Progress func(p protocol.PullProgress)
+}
+
+func (e *Engine) ensureImage(ctx context.Context, image, policy string, progress func(protocol.PullProgress)) error {
 	if policy != stack.PullAlways {
 		_, err := e.cli.ImageInspect(ctx, image)
 		switch {
@@ -66,15 +76,21 @@ func (e *Engine) ensureImage(ctx context.Context, image, policy string) error {
 			return fmt.Errorf("image %s is not present and pull_policy is never", image)
 		}
 	}
-	return e.pull(ctx, image)
+	return e.pull(ctx, image, progress)
 }
 
-func (e *Engine) pull(ctx context.Context, image string) error {
+type layerState struct {
+	current, total int64
+	done           bool
+}
+
+func (e *Engine) pull(ctx context.Context, image string, progress func(protocol.PullProgress)) error {
 	resp, err := e.cli.ImagePull(ctx, image, client.ImagePullOptions{})
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", image, cleanErr(err))
 	}
 	defer resp.Close()
+	layers := map[string]*layerState{}
 	for msg, err := range resp.JSONMessages(ctx) {
 		if err != nil {
 			return fmt.Errorf("pull %s: %w", image, err)
@@ -82,6 +98,32 @@ func (e *Engine) pull(ctx context.Context, image string) error {
 		if msg.Error != nil {
 			return fmt.Errorf("pull %s: %s", image, msg.Error.Message)
 		}
+		if progress == nil || msg.ID == "" {
+			continue
+		}
+		l := layers[msg.ID]
+		if l == nil {
+			l = &layerState{}
+			layers[msg.ID] = l
+		}
+		switch {
+		case msg.Status == "Downloading" && msg.Progress != nil:
+			l.current, l.total = msg.Progress.Current, msg.Progress.Total
+		case msg.Status == "Download complete" || msg.Status == "Pull complete" || msg.Status == "Already exists":
+			l.done = true
+			if l.total > 0 {
+				l.current = l.total
+			}
+		}
+		p := protocol.PullProgress{Image: image, LayersTotal: len(layers), LastStatusLine: msg.Status}
+		for _, l := range layers {
+			p.BytesCurrent += l.current
+			p.BytesTotal += l.total
+			if l.done {
+				p.LayersDone++
+			}
+		}
+		progress(p)
 	}
 	return nil
 }

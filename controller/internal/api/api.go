@@ -11,11 +11,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/rsgo/rsgo/controller/internal/catalog"
 	"github.com/rsgo/rsgo/controller/internal/fleet"
 	"github.com/rsgo/rsgo/controller/internal/gateway"
+	"github.com/rsgo/rsgo/controller/internal/hub"
 	"github.com/rsgo/rsgo/controller/internal/ops"
 	"github.com/rsgo/rsgo/controller/internal/store"
 	"github.com/rsgo/rsgo/shared/protocol"
@@ -27,6 +29,7 @@ type Config struct {
 	Catalog    *catalog.Catalog
 	Fleet      *fleet.Service
 	Ops        *ops.Service
+	Hub        *hub.Hub
 	Gateway    *gateway.Gateway
 	AdminToken string
 	Version    string
@@ -42,8 +45,8 @@ type Server struct {
 // New validates cfg and builds the routes.
 func New(cfg Config) (*Server, error) {
 	switch {
-	case cfg.Store == nil || cfg.Fleet == nil || cfg.Gateway == nil || cfg.Catalog == nil || cfg.Ops == nil:
-		return nil, errors.New("api: store, catalog, fleet, ops and gateway are required")
+	case cfg.Store == nil || cfg.Fleet == nil || cfg.Gateway == nil || cfg.Catalog == nil || cfg.Ops == nil || cfg.Hub == nil:
+		return nil, errors.New("api: store, catalog, fleet, ops, hub and gateway are required")
 	case len(cfg.AdminToken) < 16:
 		return nil, errors.New("api: admin token must be at least 16 characters")
 	}
@@ -96,6 +99,8 @@ func (s *Server) routes() {
 	a.Post("/environments/:env/deployments/:id/upgrade", s.upgrade)
 	a.Get("/environments/:env/deployments/:id/rollback", s.checkRollback)
 	a.Post("/environments/:env/deployments/:id/rollback", s.rollback)
+	a.Get("/environments/:env/deployments/:id/events", s.deploymentEvents)
+	a.Get("/ws", wsUpgrade, websocket.New(s.serveWS, websocket.Config{ReadBufferSize: 4096, WriteBufferSize: 4096}))
 	a.Get("/stacks", s.listStacks)
 	a.Get("/stacks/:stackId", s.getStack)
 	a.Post("/catalog/sync", s.syncCatalog)

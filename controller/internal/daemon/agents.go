@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/rsgo/rsgo/controller/internal/gateway"
+	"github.com/rsgo/rsgo/controller/internal/hub"
 	"github.com/rsgo/rsgo/controller/internal/ops"
 	"github.com/rsgo/rsgo/shared/protocol"
 )
@@ -35,9 +36,26 @@ func (r reconciler) AgentConnected(s *gateway.Session) {
 
 func (reconciler) AgentDisconnected(*gateway.Session) {}
 
+// envEvents tells environment subscribers when an agent comes and goes.
+type envEvents struct{ hub *hub.Hub }
+
+func (e envEvents) AgentConnected(s *gateway.Session) {
+	e.hub.Status(protocol.Event{Type: protocol.EventEnvironment, EnvironmentID: s.EnvironmentID, Status: "online"})
+}
+
+func (e envEvents) AgentDisconnected(s *gateway.Session) {
+	e.hub.Status(protocol.Event{Type: protocol.EventEnvironment, EnvironmentID: s.EnvironmentID, Status: "offline"})
+}
+
 // handleAgent answers the requests agents send.
-func handleAgent(o *ops.Service, s *gateway.Session, req protocol.Request) (any, error) {
+func handleAgent(o *ops.Service, h *hub.Hub, s *gateway.Session, req protocol.Request) (any, error) {
 	switch req.Type {
+	case protocol.TypeOpEvents:
+		var body protocol.OpEvents
+		if err := json.Unmarshal(req.Body, &body); err != nil {
+			return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: "op.events: " + err.Error()}
+		}
+		return h.Ingest(s.EnvironmentID, body.Events)
 	case protocol.TypeOpResult:
 		var res protocol.OpResult
 		if err := json.Unmarshal(req.Body, &res); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/rsgo/rsgo/controller/internal/catalog"
 	"github.com/rsgo/rsgo/controller/internal/fleet"
 	"github.com/rsgo/rsgo/controller/internal/gateway"
+	"github.com/rsgo/rsgo/controller/internal/hub"
 	"github.com/rsgo/rsgo/controller/internal/ops"
 	"github.com/rsgo/rsgo/controller/internal/pki"
 	"github.com/rsgo/rsgo/controller/internal/store"
@@ -60,6 +61,7 @@ type Controller struct {
 	Authority    *pki.Authority
 	Catalog      *catalog.Catalog
 	Ops          *ops.Service
+	Hub          *hub.Hub
 
 	api      *api.Server
 	stop     context.CancelFunc
@@ -149,13 +151,14 @@ func Start(cfg Config) (_ *Controller, err error) {
 	}
 	c.Catalog.Sync(context.Background())
 	var opsSvc *ops.Service
+	c.Hub = hub.New(c.Store, cfg.Log.With("component", "hub"))
 	gw, err = gateway.New(gateway.Config{
 		Certificate: c.Authority.ServerCertificate(),
 		ClientCAs:   c.Authority.Pool(),
 		Verifier:    c.Fleet,
-		Observer:    observers{c.Fleet, reconciler{&opsSvc}},
+		Observer:    observers{c.Fleet, envEvents{c.Hub}, reconciler{&opsSvc}},
 		Handler: func(ctx context.Context, s *gateway.Session, req protocol.Request) (any, error) {
-			return handleAgent(opsSvc, s, req)
+			return handleAgent(opsSvc, c.Hub, s, req)
 		},
 		Log:          cfg.Log.With("component", "gateway"),
 		PingInterval: cfg.PingInterval,
@@ -166,13 +169,15 @@ func Start(cfg Config) (_ *Controller, err error) {
 	}
 	c.Gateway = gw
 	closers = append(closers, func() { gw.Close() })
-	opsSvc, err = ops.New(ops.Config{Store: c.Store, Catalog: c.Catalog, Agent: gw, HealthTimeout: cfg.HealthTimeout, Log: cfg.Log.With("component", "ops")})
+	opsSvc, err = ops.New(ops.Config{Store: c.Store, Catalog: c.Catalog, Agent: gw, Events: c.Hub,
+		HealthTimeout: cfg.HealthTimeout, Log: cfg.Log.With("component", "ops")})
 	if err != nil {
 		return nil, err
 	}
 	c.Ops = opsSvc
 	c.api, err = api.New(api.Config{
 		Ops:        opsSvc,
+		Hub:        c.Hub,
 		Store:      c.Store,
 		Catalog:    c.Catalog,
 		Fleet:      c.Fleet,

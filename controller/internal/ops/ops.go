@@ -64,11 +64,20 @@ type Agent interface {
 	Session(environmentID string) *gateway.Session
 }
 
+// Events receives what ops has to tell subscribers.
+type Events interface {
+	// Final records the one completed or failed event of an operation.
+	Final(ev protocol.Event)
+	// Status announces a deployment's new status.
+	Status(ev protocol.Event)
+}
+
 // Config configures a Service.
 type Config struct {
 	Store   *store.Store
 	Catalog *catalog.Catalog
 	Agent   Agent
+	Events  Events
 	Log     *slog.Logger
 	// HealthTimeout is how long services may take to turn healthy.
 	HealthTimeout time.Duration
@@ -90,6 +99,9 @@ type Service struct {
 func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil || cfg.Catalog == nil || cfg.Agent == nil {
 		return nil, errors.New("ops: store, catalog and agent are required")
+	}
+	if cfg.Events == nil {
+		cfg.Events = noEvents{}
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -240,6 +252,8 @@ func (s *Service) Lifecycle(ctx context.Context, envID, depRef, kind, sessionID 
 // later is applied as usual.
 func (s *Service) dispatch(ctx context.Context, dep store.Deployment, op store.OperationRef, wire protocol.Operation) (Accepted, error) {
 	acc := Accepted{DeploymentID: dep.ID, OperationID: op.ID, SessionID: op.SessionID}
+	wire.SessionID = op.SessionID
+	s.cfg.Events.Status(statusEvent(dep))
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	var reply protocol.OpAccepted
@@ -279,7 +293,9 @@ func (s *Service) ApplyResult(envID string, res protocol.OpResult) error {
 func (s *Service) finish(depID string, res protocol.OpResult, local bool) {
 	removed, autoRollback := false, false
 	var sessionID, envID string
-	_, err := s.cfg.Store.UpdateDeployment(depID, func(d *store.Deployment) error {
+	var final protocol.Event
+	var pruned []string
+	dep, err := s.cfg.Store.UpdateDeployment(depID, func(d *store.Deployment) error {
 		op := d.Operation
 		late := op == nil && d.Last != nil && d.Last.ID == res.OperationID && d.Last.Unconfirmed && !local
 		if late {
@@ -294,6 +310,13 @@ func (s *Service) finish(depID string, res protocol.OpResult, local bool) {
 			now = time.Now().UTC()
 		}
 		op.FinishedAt, op.Success, op.Error, op.Phase, op.Unconfirmed = &now, res.Success, res.Error, res.Phase, local
+		final = protocol.Event{Type: protocol.EventCompleted, SessionID: op.SessionID, EnvironmentID: d.EnvironmentID,
+			DeploymentID: d.ID, OperationID: op.ID, Operation: op.Kind, Message: op.Kind + " completed", Time: now}
+		if !res.Success {
+			canRollback := d.Snapshot != nil
+			final.Type, final.Phase, final.Error, final.CanRollback = protocol.EventFailed, res.Phase, res.Error, &canRollback
+			final.Message = op.Kind + " failed"
+		}
 		if res.Success && res.Kind == protocol.OpRemove {
 			removed = true
 			return errSkip
@@ -304,8 +327,15 @@ func (s *Service) finish(depID string, res protocol.OpResult, local bool) {
 			d.History = append(d.History, store.HistoryEntry{OperationID: op.ID, Kind: op.Kind, FromVersion: op.FromVersion,
 				ToVersion: orDefault(op.ToVersion, d.Version), Success: res.Success, Error: res.Error, At: now})
 			if len(d.History) > store.MaxHistory {
+				for _, h := range d.History[:len(d.History)-store.MaxHistory] {
+					pruned = append(pruned, h.OperationID)
+				}
 				d.History = d.History[len(d.History)-store.MaxHistory:]
 			}
+		}
+		if final.CanRollback != nil {
+			canRollback := d.Snapshot != nil && d.Status == StatusFailed
+			final.CanRollback = &canRollback
 		}
 		autoRollback = op.Kind == protocol.OpUpgrade && !res.Success && op.AutoRollback && d.Snapshot != nil
 		sessionID, envID = op.SessionID, d.EnvironmentID
@@ -317,11 +347,21 @@ func (s *Service) finish(depID string, res protocol.OpResult, local bool) {
 			s.log.Error("delete removed deployment", "deployment", depID, "err", err)
 		}
 		s.log.Info("deployment removed", "deployment", depID, "operation", res.OperationID)
+		s.cfg.Events.Status(protocol.Event{Type: protocol.EventDeployment, EnvironmentID: final.EnvironmentID, DeploymentID: depID, Status: "Removed", Time: time.Now().UTC()})
 	case errors.Is(err, errSkip):
 	case err != nil:
 		s.log.Error("apply result", "deployment", depID, "operation", res.OperationID, "err", err)
 	default:
 		s.log.Info("operation finished", "deployment", depID, "operation", res.OperationID, "kind", res.Kind, "success", res.Success, "phase", res.Phase, "error", res.Error)
+		s.cfg.Events.Status(statusEvent(dep))
+	}
+	if final.Type != "" && (err == nil || removed) {
+		s.cfg.Events.Final(final)
+	}
+	for _, id := range pruned {
+		if err := s.cfg.Store.DeleteOperationEvents(id); err != nil {
+			s.log.Warn("prune events", "operation", id, "err", err)
+		}
 	}
 	s.wake(res.OperationID)
 	if autoRollback {
@@ -337,6 +377,21 @@ func (s *Service) finish(depID string, res protocol.OpResult, local bool) {
 }
 
 var errSkip = errors.New("skip")
+
+// statusEvent announces a deployment's status to environment subscribers.
+func statusEvent(d store.Deployment) protocol.Event {
+	ev := protocol.Event{Type: protocol.EventDeployment, EnvironmentID: d.EnvironmentID, DeploymentID: d.ID,
+		Status: d.Status, Version: d.Version, Error: d.Error, Time: time.Now().UTC()}
+	if d.Operation != nil {
+		ev.OperationID, ev.Operation = d.Operation.ID, d.Operation.Kind
+	}
+	return ev
+}
+
+type noEvents struct{}
+
+func (noEvents) Final(protocol.Event)  {}
+func (noEvents) Status(protocol.Event) {}
 
 // complete moves the deployment to the state the result describes. For an
 // upgrade, success is the point of no return: the target becomes the

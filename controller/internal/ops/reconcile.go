@@ -49,7 +49,8 @@ func (s *Service) reconcile(ctx context.Context, envID string) error {
 			continue // a running operation's result will tell
 		}
 		running := inv.Deployments[d.ID]
-		_, err := s.cfg.Store.UpdateDeployment(d.ID, func(cur *store.Deployment) error {
+		changed := false
+		updated, err := s.cfg.Store.UpdateDeployment(d.ID, func(cur *store.Deployment) error {
 			if cur.Operation != nil {
 				return errSkip
 			}
@@ -64,7 +65,8 @@ func (s *Service) reconcile(ctx context.Context, envID string) error {
 			case cur.Status == StatusFailed && status == StatusRunning && strings.HasPrefix(cur.Error, driftPrefix):
 				cur.Status, cur.Error = StatusRunning, ""
 			}
-			if before != cur.Status {
+			changed = before != cur.Status
+			if changed {
 				s.log.Warn("deployment status corrected from what runs", "deployment", cur.ID, "name", cur.Name, "from", before, "to", cur.Status, "reason", cur.Error)
 				cur.UpdatedAt = time.Now().UTC()
 			}
@@ -72,6 +74,9 @@ func (s *Service) reconcile(ctx context.Context, envID string) error {
 		})
 		if err != nil && err != errSkip {
 			return err
+		}
+		if err == nil && changed {
+			s.cfg.Events.Status(statusEvent(updated))
 		}
 	}
 	return nil
@@ -158,11 +163,15 @@ func (s *Service) checkOperation(ctx context.Context, d store.Deployment) {
 // abortUpgrade closes an upgrade that changed nothing: back to Running at
 // the old version, snapshot dropped.
 func (s *Service) abortUpgrade(depID string, res protocol.OpResult) {
-	_, err := s.cfg.Store.UpdateDeployment(depID, func(d *store.Deployment) error {
+	var final protocol.Event
+	dep, err := s.cfg.Store.UpdateDeployment(depID, func(d *store.Deployment) error {
 		op := d.Operation
 		if op == nil || op.ID != res.OperationID {
 			return errSkip
 		}
+		canRollback := false
+		final = protocol.Event{Type: protocol.EventFailed, SessionID: op.SessionID, EnvironmentID: d.EnvironmentID, DeploymentID: d.ID,
+			OperationID: op.ID, Operation: op.Kind, Message: "upgrade not started", Error: res.Error, CanRollback: &canRollback}
 		now := res.FinishedAt
 		op.FinishedAt, op.Error = &now, res.Error
 		d.Status, d.Snapshot, d.Pending, d.Last, d.Operation, d.UpdatedAt = StatusRunning, nil, nil, op, nil, now
@@ -172,6 +181,10 @@ func (s *Service) abortUpgrade(depID string, res protocol.OpResult) {
 	})
 	if err != nil && err != errSkip {
 		s.log.Error("abort upgrade", "deployment", depID, "err", err)
+	}
+	if err == nil {
+		s.cfg.Events.Final(final)
+		s.cfg.Events.Status(statusEvent(dep))
 	}
 	s.wake(res.OperationID)
 }

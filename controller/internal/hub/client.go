@@ -1,0 +1,179 @@
+package hub
+
+import (
+	"encoding/json"
+	"sync"
+
+	"github.com/rsgo/rsgo/shared/protocol"
+)
+
+// Client is one subscriber connection. The hub puts messages on Out without
+// blocking; the connection's single writer takes them off.
+type Client struct {
+	out    chan []byte
+	lagged chan struct{}
+
+	mu       sync.Mutex
+	sessions map[string]*sessionState
+	envs     map[string]bool
+}
+
+// sessionState orders one session's events for this client: while stored
+// events are replayed, live ones are held back, and nothing at or below
+// the last sent seq goes out again.
+type sessionState struct {
+	replaying bool
+	held      []heldEvent
+	last      int64
+}
+
+type heldEvent struct {
+	ev  protocol.Event
+	raw []byte
+}
+
+// NewClient returns a client whose queue holds up to queue messages.
+func NewClient(queue int) *Client {
+	return &Client{out: make(chan []byte, queue), lagged: make(chan struct{}, 1),
+		sessions: map[string]*sessionState{}, envs: map[string]bool{}}
+}
+
+// Out is the queue the writer drains.
+func (c *Client) Out() <-chan []byte { return c.out }
+
+// Lagged is signalled when the client fell behind and was unsubscribed.
+func (c *Client) Lagged() <-chan struct{} { return c.lagged }
+
+// Send queues a message of the connection itself (errors, acks); false when
+// the queue is full.
+func (c *Client) Send(v any) bool {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return false
+	}
+	return c.enqueue(raw)
+}
+
+func (c *Client) enqueue(raw []byte) bool {
+	select {
+	case c.out <- raw:
+		return true
+	default:
+		return false
+	}
+}
+
+// deliver queues an event, keeping session order; false when the queue is
+// full.
+func (c *Client) deliver(ev protocol.Event, raw []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.sessions[ev.SessionID]; st != nil {
+		if st.replaying {
+			st.held = append(st.held, heldEvent{ev, raw})
+			return true
+		}
+		if ev.Seq != 0 && ev.Seq <= st.last {
+			return true
+		}
+		if !c.enqueue(raw) {
+			return false
+		}
+		st.last = max(st.last, ev.Seq)
+		return true
+	}
+	if c.envs[ev.EnvironmentID] {
+		return c.enqueue(raw)
+	}
+	return true
+}
+
+func (c *Client) beginReplay(session string, since int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sessions[session] = &sessionState{replaying: true, last: since}
+}
+
+// endReplay sends the stored events, then what arrived live meanwhile.
+func (c *Client) endReplay(session string, stored []protocol.Event) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.sessions[session]
+	if st == nil {
+		return true
+	}
+	st.replaying = false
+	for _, ev := range stored {
+		if ev.Seq <= st.last {
+			continue
+		}
+		raw, err := json.Marshal(ev)
+		if err != nil || !c.enqueue(raw) {
+			return false
+		}
+		st.last = ev.Seq
+	}
+	for _, h := range st.held {
+		if h.ev.Seq <= st.last {
+			continue
+		}
+		if !c.enqueue(h.raw) {
+			return false
+		}
+		st.last = h.ev.Seq
+	}
+	st.held = nil
+	return true
+}
+
+func (c *Client) addEnv(env string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.envs[env] = true
+}
+
+func (c *Client) removeSession(s string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.sessions, s)
+}
+
+func (c *Client) removeEnv(e string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.envs, e)
+}
+
+func (c *Client) sessionSubs() map[string]struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]struct{}{}
+	for s := range c.sessions {
+		out[s] = struct{}{}
+	}
+	return out
+}
+
+func (c *Client) envSubs() map[string]struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]struct{}{}
+	for e := range c.envs {
+		out[e] = struct{}{}
+	}
+	return out
+}
+
+func (c *Client) clearSubs() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sessions = map[string]*sessionState{}
+	c.envs = map[string]bool{}
+}
+
+func (c *Client) markLagged() {
+	select {
+	case c.lagged <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,201 @@
+// Package hub relays operation progress to subscribers: it stores each
+// event once with its per-session sequence number, publishes it to the
+// clients subscribed to its session or environment, and replays stored
+// events to late or reconnecting subscribers. A client that cannot keep up
+// is cut from the fast path and told to resync; it never slows the others.
+package hub
+
+import (
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rsgo/rsgo/controller/internal/store"
+	"github.com/rsgo/rsgo/shared/protocol"
+)
+
+// Hub is the fan-out point.
+type Hub struct {
+	store *store.Store
+	log   *slog.Logger
+
+	mu       sync.RWMutex
+	sessions map[string]map[*Client]struct{}
+	envs     map[string]map[*Client]struct{}
+}
+
+// New returns a hub that stores events in st.
+func New(st *store.Store, log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{store: st, log: log, sessions: map[string]map[*Client]struct{}{}, envs: map[string]map[*Client]struct{}{}}
+}
+
+// Ingest stores the events an agent sent (the environment comes from the
+// agent's certificate, not from the events) and publishes the new ones.
+func (h *Hub) Ingest(envID string, evs []protocol.Event) (protocol.OpEventsAck, error) {
+	for i := range evs {
+		evs[i].EnvironmentID = envID
+		evs[i].Type = protocol.EventProgress
+		if evs[i].Percent >= 100 {
+			evs[i].Percent = 99
+		}
+	}
+	stored, acked, err := h.store.AppendEvents(evs)
+	if err != nil {
+		return protocol.OpEventsAck{}, err
+	}
+	for _, ev := range stored {
+		h.Publish(ev)
+	}
+	return protocol.OpEventsAck{Acked: acked}, nil
+}
+
+// Final stores and publishes the one completed or failed event of an
+// operation; a second call for the same operation changes nothing.
+func (h *Hub) Final(ev protocol.Event) {
+	ev.OpSeq = store.FinalOpSeq
+	ev.Percent = 100
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	stored, _, err := h.store.AppendEvents([]protocol.Event{ev})
+	if err != nil {
+		h.log.Error("store final event", "operation", ev.OperationID, "err", err)
+		return
+	}
+	for _, e := range stored {
+		h.Publish(e)
+	}
+}
+
+// Status publishes a status change (environment online/offline, deployment
+// status) to the environment's subscribers. It is not stored.
+func (h *Hub) Status(ev protocol.Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	h.Publish(ev)
+}
+
+// Publish delivers an event to every client subscribed to its session or
+// its environment, once per client, without waiting for any of them.
+func (h *Hub) Publish(ev protocol.Event) {
+	raw, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	h.mu.RLock()
+	targets := make(map[*Client]struct{}, len(h.sessions[ev.SessionID])+len(h.envs[ev.EnvironmentID]))
+	for c := range h.sessions[ev.SessionID] {
+		targets[c] = struct{}{}
+	}
+	for c := range h.envs[ev.EnvironmentID] {
+		targets[c] = struct{}{}
+	}
+	h.mu.RUnlock()
+	for c := range targets {
+		if !c.deliver(ev, raw) {
+			h.lag(c)
+		}
+	}
+}
+
+// SessionEvents returns stored events of a session (of one operation when
+// operationID is set) with seq > since.
+func (h *Hub) SessionEvents(sessionID, operationID string, since int64) ([]protocol.Event, error) {
+	return h.store.SessionEvents(sessionID, operationID, since)
+}
+
+// lag cuts a client that cannot keep up from every subscription and tells
+// it to resync.
+func (h *Hub) lag(c *Client) {
+	h.detach(c)
+	c.markLagged()
+}
+
+func (h *Hub) detach(c *Client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range c.sessionSubs() {
+		delete(h.sessions[s], c)
+		if len(h.sessions[s]) == 0 {
+			delete(h.sessions, s)
+		}
+	}
+	for e := range c.envSubs() {
+		delete(h.envs[e], c)
+		if len(h.envs[e]) == 0 {
+			delete(h.envs, e)
+		}
+	}
+	c.clearSubs()
+}
+
+// Remove forgets a client that disconnected.
+func (h *Hub) Remove(c *Client) { h.detach(c) }
+
+// SubscribeSession subscribes c to a session and replays what it missed:
+// every stored event with seq > since, then live ones, in order and once.
+func (h *Hub) SubscribeSession(c *Client, sessionID string, since int64) error {
+	c.beginReplay(sessionID, since)
+	h.mu.Lock()
+	if h.sessions[sessionID] == nil {
+		h.sessions[sessionID] = map[*Client]struct{}{}
+	}
+	h.sessions[sessionID][c] = struct{}{}
+	h.mu.Unlock()
+	evs, err := h.store.SessionEvents(sessionID, "", since)
+	if err != nil {
+		return err
+	}
+	if !c.endReplay(sessionID, evs) {
+		h.lag(c)
+	}
+	return nil
+}
+
+// SubscribeEnvironment subscribes c to every event of an environment.
+func (h *Hub) SubscribeEnvironment(c *Client, envID string) {
+	c.addEnv(envID)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.envs[envID] == nil {
+		h.envs[envID] = map[*Client]struct{}{}
+	}
+	h.envs[envID][c] = struct{}{}
+}
+
+// Unsubscribe ends one subscription.
+func (h *Hub) Unsubscribe(c *Client, sessionID, envID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if sessionID != "" {
+		delete(h.sessions[sessionID], c)
+		c.removeSession(sessionID)
+	}
+	if envID != "" {
+		delete(h.envs[envID], c)
+		c.removeEnv(envID)
+	}
+}
+
+// Subscribers counts clients, for tests and metrics.
+func (h *Hub) Subscribers() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	seen := map[*Client]struct{}{}
+	for _, m := range h.sessions {
+		for c := range m {
+			seen[c] = struct{}{}
+		}
+	}
+	for _, m := range h.envs {
+		for c := range m {
+			seen[c] = struct{}{}
+		}
+	}
+	return len(seen)
+}
