@@ -91,6 +91,8 @@ func (s *Server) wsHandle(c *hub.Client, req wsRequest) string {
 			if req.Since < 0 {
 				return "since must not be negative"
 			}
+			// The acknowledgement goes out before the replayed events.
+			c.Send(fiber.Map{"type": "subscribed", "sessionId": req.SessionID, "since": req.Since})
 			if err := s.cfg.Hub.SubscribeSession(c, req.SessionID, req.Since); err != nil {
 				s.cfg.Log.Error("replay session", "session", req.SessionID, "err", err)
 				return "could not replay the session's events"
@@ -101,10 +103,10 @@ func (s *Server) wsHandle(c *hub.Client, req wsRequest) string {
 				return "unknown environment " + req.EnvironmentID
 			}
 			s.cfg.Hub.SubscribeEnvironment(c, env.ID)
+			c.Send(fiber.Map{"type": "subscribed", "environmentId": env.ID})
 		default:
 			return "subscribe needs a sessionId or an environmentId"
 		}
-		c.Send(fiber.Map{"type": "subscribed", "sessionId": req.SessionID, "environmentId": req.EnvironmentID})
 	case "unsubscribe":
 		if req.SessionID == "" && req.EnvironmentID == "" {
 			return "unsubscribe needs a sessionId or an environmentId"
