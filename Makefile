@@ -13,6 +13,7 @@ build:
 	@mkdir -p bin
 	cd controller && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o ../bin/rsgo-controller ./cmd/rsgo-controller
 	cd agent && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o ../bin/rsgo-agent ./cmd/rsgo-agent
+	cd controller && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o ../bin/rsgoctl ./cmd/rsgoctl
 
 # Every module's tests with the race detector. Docker tests skip without an
 # engine unless RSGO_REQUIRE_DOCKER=1.

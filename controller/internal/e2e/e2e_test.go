@@ -44,6 +44,7 @@ func buildAndRun(m *testing.M) (int, error) {
 	for _, b := range []struct{ module, pkg, out string }{
 		{"controller", "./cmd/rsgo-controller", "rsgo-controller"},
 		{"agent", "./cmd/rsgo-agent", "rsgo-agent"},
+		{"controller", "./cmd/rsgoctl", "rsgoctl"},
 	} {
 		cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, b.out), b.pkg)
 		cmd.Dir = filepath.Join(root, b.module)
