@@ -144,7 +144,7 @@ func (r *Runner) Stream(ctx context.Context) {
 		case <-r.outbox.Notify():
 			// Let a burst gather into one request.
 			select {
-			case <-time.After(20 * time.Millisecond):
+			case <-time.After(5 * time.Millisecond):
 			case <-ctx.Done():
 				return
 			}

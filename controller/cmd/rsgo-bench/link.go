@@ -195,6 +195,15 @@ type simFleet struct {
 	connected atomic.Int64
 	failures  atomic.Int64
 	gate      chan struct{}
+	// onConnect, when set, gets every new session (the progress benchmark
+	// sends events on it).
+	onConnect func(*simSession)
+}
+
+// simSession is one simulated agent's live session.
+type simSession struct {
+	mux   *yamux.Session
+	opSeq int64
 }
 
 func newSimFleet(addr string, certs []tls.Certificate, pool *x509.CertPool) *simFleet {
@@ -263,6 +272,9 @@ func (f *simFleet) agent(i int) {
 		}
 		delay = time.Second
 		f.connected.Add(1)
+		if f.onConnect != nil {
+			f.onConnect(&simSession{mux: sess})
+		}
 		stop := context.AfterFunc(f.ctx, func() { sess.Close() })
 		protocol.Serve(f.ctx, sess, func(context.Context, protocol.Request) (any, error) {
 			return protocol.PingResult{AgentTime: time.Now()}, nil

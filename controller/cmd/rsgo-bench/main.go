@@ -8,6 +8,9 @@
 //	                           docker-compose, alternating; agent memory
 //	rsgo-bench upgrade [flags] a 3-service upgrade by rsgo and by Compose:
 //	                           wall time, per-service downtime; rollback
+//	rsgo-bench progress [flags] 1,000 WebSocket clients on one environment,
+//	                           200 events/s: latency, controller CPU and RSS,
+//	                           and the same with one client that never reads
 //
 // Both start the real binaries (make build first) as subprocesses.
 package main
@@ -23,7 +26,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: rsgo-bench link|deploy|upgrade [flags]")
+		fmt.Fprintln(os.Stderr, "usage: rsgo-bench link|deploy|upgrade|progress [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -34,8 +37,10 @@ func main() {
 		err = deployMain(os.Args[2:])
 	case "upgrade":
 		err = upgradeMain(os.Args[2:])
+	case "progress":
+		err = progressMain(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown benchmark %q (want link, deploy or upgrade)", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q (want link, deploy, upgrade or progress)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rsgo-bench:", err)

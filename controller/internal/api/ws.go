@@ -19,6 +19,7 @@ const (
 	wsHeartbeat      = 10 * time.Second // at least every 15 s per SPEC
 	wsWriteTimeout   = 10 * time.Second
 	wsMaxBadMessages = 5
+	wsBatchBytes     = 32 << 10 // most a frame carries when events queue up
 )
 
 // wsRequest is what a client sends.
@@ -132,8 +133,15 @@ func (s *Server) wsHandle(c *hub.Client, req wsRequest) string {
 func (s *Server) wsWriter(conn *websocket.Conn, c *hub.Client, done <-chan struct{}) {
 	tick := time.NewTicker(wsHeartbeat)
 	defer tick.Stop()
+	var deadline time.Time
 	write := func(raw []byte) bool {
-		conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
+		// Moving the deadline on every write costs a timer update per
+		// message; moving it once a second still cuts a stuck peer within
+		// wsWriteTimeout.
+		if now := time.Now(); deadline.Sub(now) < wsWriteTimeout-time.Second {
+			deadline = now.Add(wsWriteTimeout)
+			conn.SetWriteDeadline(deadline)
+		}
 		if err := conn.WriteMessage(websocket.TextMessage, raw); err != nil {
 			conn.Close()
 			return false
@@ -145,7 +153,19 @@ func (s *Server) wsWriter(conn *websocket.Conn, c *hub.Client, done <-chan struc
 		case <-done:
 			return
 		case raw := <-c.Out():
-			if !write(raw) {
+			// Under load, send what has queued up in one frame, one JSON
+			// object per line; an idle stream sends one object per frame.
+			batch := raw
+		drain:
+			for len(batch) < wsBatchBytes {
+				select {
+				case more := <-c.Out():
+					batch = append(append(batch[:len(batch):len(batch)], '\n'), more...)
+				default:
+					break drain
+				}
+			}
+			if !write(batch) {
 				return
 			}
 		case <-c.Lagged():

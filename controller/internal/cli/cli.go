@@ -329,6 +329,8 @@ func isTerminal(w io.Writer) bool {
 // watcher is a WebSocket subscribed to one session.
 type watcher struct {
 	conn *websocket.Conn
+	// lines holds the rest of a frame that carried several events.
+	lines [][]byte
 }
 
 func (c *client) dialWatcher(ctx context.Context, since int64) (*watcher, error) {
@@ -359,11 +361,16 @@ func (c *client) dialWatcher(ctx context.Context, since int64) (*watcher, error)
 // next returns the next operation event, skipping heartbeats and acks.
 func (w *watcher) next(ctx context.Context) (protocol.Event, error) {
 	for {
-		w.conn.SetReadDeadline(time.Now().Add(45 * time.Second)) // heartbeats come every 10 s
-		_, raw, err := w.conn.ReadMessage()
-		if err != nil {
-			return protocol.Event{}, err
+		if len(w.lines) == 0 {
+			w.conn.SetReadDeadline(time.Now().Add(45 * time.Second)) // heartbeats come every 10 s
+			_, frame, err := w.conn.ReadMessage()
+			if err != nil {
+				return protocol.Event{}, err
+			}
+			w.lines = bytes.Split(frame, []byte{'\n'})
 		}
+		raw := w.lines[0]
+		w.lines = w.lines[1:]
 		var ev protocol.Event
 		if json.Unmarshal(raw, &ev) != nil {
 			continue

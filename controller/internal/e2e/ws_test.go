@@ -33,9 +33,12 @@ func dialWS(t *testing.T, c *controller) *wsClient {
 			if err != nil {
 				return
 			}
-			var m map[string]any
-			if json.Unmarshal(raw, &m) == nil {
-				w.msgs <- m
+			// A frame carries one or more events, one per line.
+			for _, line := range strings.Split(string(raw), "\n") {
+				var m map[string]any
+				if json.Unmarshal([]byte(line), &m) == nil {
+					w.msgs <- m
+				}
 			}
 		}
 	}()

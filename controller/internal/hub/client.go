@@ -63,29 +63,35 @@ func (c *Client) enqueue(raw []byte) bool {
 	}
 }
 
-// deliver queues an event, keeping session order; false when the queue is
+// deliver queues the events meant for this client as one message (one
+// JSON object per line), keeping session order; false when the queue is
 // full.
-func (c *Client) deliver(ev protocol.Event, raw []byte) bool {
+func (c *Client) deliver(evs []protocol.Event, raws [][]byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st := c.sessions[ev.SessionID]; st != nil {
-		if st.replaying {
-			st.held = append(st.held, heldEvent{ev, raw})
-			return true
+	var msg []byte
+	for i, ev := range evs {
+		take := false
+		if st := c.sessions[ev.SessionID]; st != nil {
+			switch {
+			case st.replaying:
+				st.held = append(st.held, heldEvent{ev, raws[i]})
+			case ev.Seq == 0 || ev.Seq > st.last:
+				take = true
+				st.last = max(st.last, ev.Seq)
+			}
+		} else {
+			take = c.envs[ev.EnvironmentID]
 		}
-		if ev.Seq != 0 && ev.Seq <= st.last {
-			return true
+		if !take {
+			continue
 		}
-		if !c.enqueue(raw) {
-			return false
+		if len(msg) > 0 {
+			msg = append(msg, '\n')
 		}
-		st.last = max(st.last, ev.Seq)
-		return true
+		msg = append(msg, raws[i]...)
 	}
-	if c.envs[ev.EnvironmentID] {
-		return c.enqueue(raw)
-	}
-	return true
+	return len(msg) == 0 || c.enqueue(msg)
 }
 
 func (c *Client) beginReplay(session string, since int64) {

@@ -47,9 +47,7 @@ func (h *Hub) Ingest(envID string, evs []protocol.Event) (protocol.OpEventsAck, 
 	if err != nil {
 		return protocol.OpEventsAck{}, err
 	}
-	for _, ev := range stored {
-		h.Publish(ev)
-	}
+	h.publish(stored)
 	return protocol.OpEventsAck{Acked: acked}, nil
 }
 
@@ -82,22 +80,35 @@ func (h *Hub) Status(ev protocol.Event) {
 
 // Publish delivers an event to every client subscribed to its session or
 // its environment, once per client, without waiting for any of them.
-func (h *Hub) Publish(ev protocol.Event) {
-	raw, err := json.Marshal(ev)
-	if err != nil {
+func (h *Hub) Publish(ev protocol.Event) { h.publish([]protocol.Event{ev}) }
+
+// publish delivers events in order; each client gets what is for it as one
+// queued message, so a burst costs one wake-up per client, not one per event.
+func (h *Hub) publish(evs []protocol.Event) {
+	if len(evs) == 0 {
 		return
 	}
-	h.mu.RLock()
-	targets := make(map[*Client]struct{}, len(h.sessions[ev.SessionID])+len(h.envs[ev.EnvironmentID]))
-	for c := range h.sessions[ev.SessionID] {
-		targets[c] = struct{}{}
+	raws := make([][]byte, len(evs))
+	for i, ev := range evs {
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			return
+		}
+		raws[i] = raw
 	}
-	for c := range h.envs[ev.EnvironmentID] {
-		targets[c] = struct{}{}
+	h.mu.RLock()
+	targets := map[*Client]struct{}{}
+	for _, ev := range evs {
+		for c := range h.sessions[ev.SessionID] {
+			targets[c] = struct{}{}
+		}
+		for c := range h.envs[ev.EnvironmentID] {
+			targets[c] = struct{}{}
+		}
 	}
 	h.mu.RUnlock()
 	for c := range targets {
-		if !c.deliver(ev, raw) {
+		if !c.deliver(evs, raws) {
 			h.lag(c)
 		}
 	}

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"encoding/json"
 	"path/filepath"
 	"testing"
@@ -30,9 +31,11 @@ func drain(c *Client) []protocol.Event {
 	for {
 		select {
 		case raw := <-c.Out():
-			var ev protocol.Event
-			json.Unmarshal(raw, &ev)
-			out = append(out, ev)
+			for _, line := range bytes.Split(raw, []byte{'\n'}) {
+				var ev protocol.Event
+				json.Unmarshal(line, &ev)
+				out = append(out, ev)
+			}
 		default:
 			return out
 		}
