@@ -43,7 +43,7 @@ demo-images:
 	cd deploy/demo && $(GO) run ./cmd/rsgo-demo-images
 
 bench: build
-	cd controller && $(GO) run ./cmd/rsgo-bench link && $(GO) run ./cmd/rsgo-bench deploy && $(GO) run ./cmd/rsgo-bench upgrade
+	cd controller && $(GO) run ./cmd/rsgo-bench link && $(GO) run ./cmd/rsgo-bench deploy && $(GO) run ./cmd/rsgo-bench upgrade && $(GO) run ./cmd/rsgo-bench progress
 
 clean:
 	rm -rf bin $(RUN_DIR)
