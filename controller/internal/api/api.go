@@ -20,6 +20,7 @@ import (
 	"github.com/rsgo/rsgo/controller/internal/hub"
 	"github.com/rsgo/rsgo/controller/internal/ops"
 	"github.com/rsgo/rsgo/controller/internal/store"
+	"github.com/rsgo/rsgo/controller/internal/ui"
 	"github.com/rsgo/rsgo/shared/protocol"
 )
 
@@ -64,6 +65,7 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:           2 * time.Minute,
 	})
 	s.routes()
+	ui.Mount(s.app)
 	return s, nil
 }
 
