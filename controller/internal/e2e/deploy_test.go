@@ -333,19 +333,19 @@ func TestAgentOfflineAndDrift(t *testing.T) {
 
 func TestResultDeliveredAfterControllerRestart(t *testing.T) {
 	t.Parallel()
-	reg := registryHost(t)
-	d := newDeployEnv(t, map[string]string{"ok.yaml": shopManifest(reg, "1.0.0", "1.0.0")})
+	// The web image's registry answers after 4 s, so the controller is gone
+	// while the agent still pulls.
+	u := newUpgradeEnv(t, stackVersion{product: "e2e.inflight", version: "1.0.0", web: "slow/web:2.0.0", db: "shop/db:1.0.0"})
+	d := u.deployEnv
 	status, resp := d.c.api("POST", "/api/environments/"+d.env+"/deployments",
-		fmt.Sprintf(`{"name":"inflight","stackId":"e2e:e2e.shop:main","variables":{"HTTP_PORT":"%d","DB_PASSWORD":"x"}}`, freePort(t)))
+		fmt.Sprintf(`{"name":"inflight","stackId":"e2e:e2e.inflight:main","variables":{"HTTP_PORT":"%d","DB_PASSWORD":"x"}}`, freePort(t)))
 	if status != 202 {
 		t.Fatalf("deploy: %d %v", status, resp)
 	}
 	depID := resp["deploymentId"].(string)
 	d.cleanup(t, depID)
-	// The controller goes away while the agent works (db needs a few
-	// health checks before web starts).
 	d.c.p.stop()
-	waitFor(t, "agent finished the operation offline", 30*time.Second, func() bool {
+	waitFor(t, "agent finished the operation offline", 60*time.Second, func() bool {
 		return strings.Contains(d.agent.out.String(), "operation finished")
 	})
 	d.c.start()
@@ -354,7 +354,7 @@ func TestResultDeliveredAfterControllerRestart(t *testing.T) {
 		dep, _ := r["deployment"].(map[string]any)
 		return dep != nil && dep["status"] == "Running"
 	})
-	if !strings.Contains(d.agent.out.String(), "result not delivered yet") {
+	if !strings.Contains(d.agent.out.String(), "not delivered yet") {
 		t.Error("the agent never had to keep the result: the test did not cut the link in time")
 	}
 }
