@@ -70,6 +70,7 @@ func (c *Client) deliver(evs []protocol.Event, raws [][]byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var msg []byte
+	taken := 0
 	for i, ev := range evs {
 		take := false
 		if st := c.sessions[ev.SessionID]; st != nil {
@@ -86,12 +87,20 @@ func (c *Client) deliver(evs []protocol.Event, raws [][]byte) bool {
 		if !take {
 			continue
 		}
-		if len(msg) > 0 {
+		taken++
+		if taken == 1 {
+			// The common case, one event: share the encoded bytes, no copy.
+			msg = raws[i]
+			continue
+		}
+		if taken == 2 {
+			msg = append(append([]byte(nil), msg...), '\n')
+		} else {
 			msg = append(msg, '\n')
 		}
 		msg = append(msg, raws[i]...)
 	}
-	return len(msg) == 0 || c.enqueue(msg)
+	return taken == 0 || c.enqueue(msg)
 }
 
 func (c *Client) beginReplay(session string, since int64) {
