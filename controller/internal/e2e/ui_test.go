@@ -130,10 +130,16 @@ func TestWebUI(t *testing.T) {
 	run(t, ctx, "catalog", chromedp.Navigate(base+"#/catalog"), chromedp.WaitVisible(`//button[text()="Deploy 1.0.0"]`))
 	shot.take("catalog")
 	run(t, ctx, "deploy dialog", chromedp.Click(`//button[text()="Deploy 1.0.0"]`), chromedp.WaitVisible(chromedp.CSS("#var-HTTP_PORT")))
-	run(t, ctx, "fill deploy form",
+	// The server's per-variable errors appear next to their fields: drop
+	// the browser's own check so the server sees a missing password.
+	run(t, ctx, "server-side field error",
 		chromedp.SetValue(chromedp.CSS("#deploy-name"), "uidemo"),
 		chromedp.SetValue(chromedp.CSS("#var-HTTP_PORT"), itoa(freePort(t))),
-		chromedp.SetValue(chromedp.CSS("#var-DB_PASSWORD"), "ui-secret"))
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#var-DB_PASSWORD").removeAttribute("required")`),
+		chromedp.Click(chromedp.CSS("#deploy-submit")),
+		chromedp.WaitVisible(`//div[@id="var-DB_PASSWORD-err" and text()="is required"]`))
+	shot.take("deploy-form-error")
+	run(t, ctx, "fill deploy form", chromedp.SetValue(chromedp.CSS("#var-DB_PASSWORD"), "ui-secret"))
 	shot.take("deploy-form")
 	run(t, ctx, "deploy", chromedp.Click(chromedp.CSS("#deploy-submit")), chromedp.WaitVisible(chromedp.CSS("#result-success")))
 	_, dep := u.c.api("GET", "/api/environments/"+u.env+"/deployments/uidemo", "")
@@ -211,7 +217,7 @@ func TestWebUI(t *testing.T) {
 	// Phone width, and sign-out returns to sign-in.
 	phone := browser(t, 390, 844)
 	pshot := &shots{t: t, ctx: phone, n: 20}
-	run(t, phone, "phone sign in", chromedp.Navigate(base), chromedp.WaitVisible(chromedp.CSS("#token")),
+	run(t, phone, "phone sign in", chromedp.EmulateViewport(390, 844), chromedp.Navigate(base), chromedp.WaitVisible(chromedp.CSS("#token")),
 		chromedp.SendKeys(chromedp.CSS("#token"), u.c.token), chromedp.Click(chromedp.CSS("form button[type=submit]")),
 		chromedp.WaitVisible(`//td//a[text()="docker"]`),
 		chromedp.Navigate(base+"#/environments/docker/deployments/uidemo"), chromedp.WaitVisible(chromedp.CSS("#version")))
