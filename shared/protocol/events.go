@@ -24,7 +24,10 @@ type Event struct {
 	// Seq increases per session; the controller assigns it.
 	Seq int64 `json:"seq"`
 	// OpSeq increases per operation; the agent assigns it.
-	OpSeq         int64  `json:"opSeq,omitempty"`
+	OpSeq int64 `json:"opSeq,omitempty"`
+	// EnvSeq increases per environment; environment subscribers resume
+	// with it.
+	EnvSeq        int64  `json:"envSeq,omitempty"`
 	SessionID     string `json:"sessionId,omitempty"`
 	EnvironmentID string `json:"environmentId,omitempty"`
 	DeploymentID  string `json:"deploymentId,omitempty"`

@@ -103,8 +103,14 @@ func (s *Server) wsHandle(c *hub.Client, req wsRequest) string {
 			if err != nil {
 				return "unknown environment " + req.EnvironmentID
 			}
-			s.cfg.Hub.SubscribeEnvironment(c, env.ID)
-			c.Send(fiber.Map{"type": "subscribed", "environmentId": env.ID})
+			if req.Since < 0 {
+				return "since must not be negative"
+			}
+			c.Send(fiber.Map{"type": "subscribed", "environmentId": env.ID, "since": req.Since})
+			if err := s.cfg.Hub.SubscribeEnvironment(c, env.ID, req.Since); err != nil {
+				s.cfg.Log.Error("replay environment", "environment", env.ID, "err", err)
+				return "could not replay the environment's events"
+			}
 		default:
 			return "subscribe needs a sessionId or an environmentId"
 		}

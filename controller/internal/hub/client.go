@@ -14,8 +14,8 @@ type Client struct {
 	lagged chan struct{}
 
 	mu       sync.Mutex
-	sessions map[string]*sessionState
-	envs     map[string]bool
+	sessions map[string]*sessionState // by session, ordered by seq
+	envs     map[string]*sessionState // by environment, ordered by envSeq
 }
 
 // sessionState orders one session's events for this client: while stored
@@ -35,7 +35,7 @@ type heldEvent struct {
 // NewClient returns a client whose queue holds up to queue messages.
 func NewClient(queue int) *Client {
 	return &Client{out: make(chan []byte, queue), lagged: make(chan struct{}, 1),
-		sessions: map[string]*sessionState{}, envs: map[string]bool{}}
+		sessions: map[string]*sessionState{}, envs: map[string]*sessionState{}}
 }
 
 // Out is the queue the writer drains.
@@ -74,15 +74,9 @@ func (c *Client) deliver(evs []protocol.Event, raws [][]byte) bool {
 	for i, ev := range evs {
 		take := false
 		if st := c.sessions[ev.SessionID]; st != nil {
-			switch {
-			case st.replaying:
-				st.held = append(st.held, heldEvent{ev, raws[i]})
-			case ev.Seq == 0 || ev.Seq > st.last:
-				take = true
-				st.last = max(st.last, ev.Seq)
-			}
-		} else {
-			take = c.envs[ev.EnvironmentID]
+			take = st.admit(ev, ev.Seq, raws[i])
+		} else if st := c.envs[ev.EnvironmentID]; st != nil {
+			take = st.admit(ev, ev.EnvSeq, raws[i])
 		}
 		if !take {
 			continue
@@ -103,6 +97,33 @@ func (c *Client) deliver(evs []protocol.Event, raws [][]byte) bool {
 	return taken == 0 || c.enqueue(msg)
 }
 
+// admit decides whether an event goes out now: held while replaying,
+// dropped when already sent (seq at or below the last one), else taken.
+func (st *sessionState) admit(ev protocol.Event, seq int64, raw []byte) bool {
+	switch {
+	case st.replaying:
+		st.held = append(st.held, heldEvent{ev, raw})
+		return false
+	case seq == 0 || seq > st.last:
+		st.last = max(st.last, seq)
+		return true
+	}
+	return false
+}
+
+func (c *Client) beginEnvReplay(env string, since int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.envs[env] = &sessionState{replaying: true, last: since}
+}
+
+// endEnvReplay is endReplay for an environment stream.
+func (c *Client) endEnvReplay(env string, stored []protocol.Event) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushReplay(c.envs[env], stored, func(ev protocol.Event) int64 { return ev.EnvSeq })
+}
+
 func (c *Client) beginReplay(session string, since int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -113,38 +134,37 @@ func (c *Client) beginReplay(session string, since int64) {
 func (c *Client) endReplay(session string, stored []protocol.Event) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.sessions[session]
+	return c.flushReplay(c.sessions[session], stored, func(ev protocol.Event) int64 { return ev.Seq })
+}
+
+// flushReplay sends stored events, then the live ones held meanwhile, each
+// once and in order of seqOf. Called with c.mu held.
+func (c *Client) flushReplay(st *sessionState, stored []protocol.Event, seqOf func(protocol.Event) int64) bool {
 	if st == nil {
 		return true
 	}
 	st.replaying = false
 	for _, ev := range stored {
-		if ev.Seq <= st.last {
+		if seqOf(ev) <= st.last {
 			continue
 		}
 		raw, err := json.Marshal(ev)
 		if err != nil || !c.enqueue(raw) {
 			return false
 		}
-		st.last = ev.Seq
+		st.last = seqOf(ev)
 	}
 	for _, h := range st.held {
-		if h.ev.Seq <= st.last {
+		if s := seqOf(h.ev); s != 0 && s <= st.last {
 			continue
 		}
 		if !c.enqueue(h.raw) {
 			return false
 		}
-		st.last = h.ev.Seq
+		st.last = max(st.last, seqOf(h.ev))
 	}
 	st.held = nil
 	return true
-}
-
-func (c *Client) addEnv(env string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.envs[env] = true
 }
 
 func (c *Client) removeSession(s string) {
@@ -183,7 +203,7 @@ func (c *Client) clearSubs() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sessions = map[string]*sessionState{}
-	c.envs = map[string]bool{}
+	c.envs = map[string]*sessionState{}
 }
 
 func (c *Client) markLagged() {

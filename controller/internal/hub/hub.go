@@ -70,12 +70,18 @@ func (h *Hub) Final(ev protocol.Event) {
 }
 
 // Status publishes a status change (environment online/offline, deployment
-// status) to the environment's subscribers. It is not stored.
+// status) to the environment's subscribers. It is kept in the
+// environment's stream only, for subscribers that resume with since.
 func (h *Hub) Status(ev protocol.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
 	}
-	h.Publish(ev)
+	stored, err := h.store.AppendEnvironmentEvent(ev)
+	if err != nil {
+		h.log.Error("store status event", "environment", ev.EnvironmentID, "err", err)
+		stored = ev
+	}
+	h.Publish(stored)
 }
 
 // Publish delivers an event to every client subscribed to its session or
@@ -168,15 +174,27 @@ func (h *Hub) SubscribeSession(c *Client, sessionID string, since int64) error {
 	return nil
 }
 
-// SubscribeEnvironment subscribes c to every event of an environment.
-func (h *Hub) SubscribeEnvironment(c *Client, envID string) {
-	c.addEnv(envID)
+// SubscribeEnvironment subscribes c to every event of an environment;
+// with since > 0 it first replays the stream's events with envSeq > since.
+func (h *Hub) SubscribeEnvironment(c *Client, envID string, since int64) error {
+	c.beginEnvReplay(envID, since)
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.envs[envID] == nil {
 		h.envs[envID] = map[*Client]struct{}{}
 	}
 	h.envs[envID][c] = struct{}{}
+	h.mu.Unlock()
+	var evs []protocol.Event
+	if since > 0 {
+		var err error
+		if evs, err = h.store.EnvironmentEvents(envID, since); err != nil {
+			return err
+		}
+	}
+	if !c.endEnvReplay(envID, evs) {
+		h.lag(c)
+	}
+	return nil
 }
 
 // Unsubscribe ends one subscription.

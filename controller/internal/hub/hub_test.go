@@ -94,7 +94,7 @@ func TestSlowClientDoesNotBlockOthers(t *testing.T) {
 	h := newHub(t)
 	slow, fast := NewClient(4), NewClient(1000)
 	h.SubscribeSession(slow, "S", 0)
-	h.SubscribeEnvironment(fast, "E")
+	h.SubscribeEnvironment(fast, "E", 0)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -117,5 +117,27 @@ func TestSlowClientDoesNotBlockOthers(t *testing.T) {
 	}
 	if n := h.Subscribers(); n != 1 {
 		t.Errorf("%d subscribers, want only the fast one left", n)
+	}
+}
+
+func TestEnvironmentSubscriberResumesWithSince(t *testing.T) {
+	t.Parallel()
+	h := newHub(t)
+	h.Ingest("E", []protocol.Event{progress("op1", 1), progress("op1", 2)})
+	h.Status(protocol.Event{Type: protocol.EventDeployment, EnvironmentID: "E", DeploymentID: "D", Status: "Running"})
+	h.Ingest("other", []protocol.Event{{Type: protocol.EventProgress, SessionID: "S2", OperationID: "op2", OpSeq: 1}})
+
+	c := NewClient(100)
+	if err := h.SubscribeEnvironment(c, "E", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.Ingest("E", []protocol.Event{progress("op1", 3)})
+	got := drain(c)
+	var envSeqs []int64
+	for _, e := range got {
+		envSeqs = append(envSeqs, e.EnvSeq)
+	}
+	if len(got) != 3 || envSeqs[0] != 2 || got[1].Type != protocol.EventDeployment || envSeqs[2] != 4 {
+		t.Fatalf("since=1 environment subscriber got envSeqs %v (%d events), want 2, 3 (status), 4", envSeqs, len(got))
 	}
 }

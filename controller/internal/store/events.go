@@ -16,7 +16,13 @@ const (
 	sessionSeqPrefix = "sseq/" // sseq/<session> → last seq
 	sessionEvPrefix  = "sev/"  // sev/<session>/<seq> → Event
 	opEvPrefix       = "oev/"  // oev/<operation>/<opSeq> → eventRef
+	envSeqPrefix     = "eseq/" // eseq/<env> → last envSeq
+	envEvPrefix      = "eev/"  // eev/<env>/<envSeq> → Event
 )
+
+// EnvStreamLength bounds how many events an environment's stream keeps for
+// resuming subscribers.
+const EnvStreamLength = 10000
 
 // FinalOpSeq numbers the controller's final event of an operation, after
 // any the agent can send.
@@ -38,7 +44,7 @@ func seqKey(n int64) string { return fmt.Sprintf("%016d", n) }
 // before is skipped. acked maps every operation in evs to its highest
 // stored opSeq.
 func (s *Store) AppendEvents(evs []protocol.Event) (stored []protocol.Event, acked map[string]int64, err error) {
-	err = s.update(func(txn *badger.Txn) error {
+	err = s.update(func(txn *badger.Txn) (err error) {
 		stored, acked = nil, map[string]int64{}
 		next := map[string]int64{}
 		for _, ev := range evs {
@@ -64,6 +70,11 @@ func (s *Store) AppendEvents(evs []protocol.Event) (stored []protocol.Event, ack
 			seq++
 			next[ev.SessionID] = seq
 			ev.Seq = seq
+			if ev.EnvironmentID != "" {
+				if ev.EnvSeq, err = appendEnv(txn, ev); err != nil {
+					return err
+				}
+			}
 			if err := putJSON(txn, sessionEvPrefix+ev.SessionID+"/"+seqKey(seq), ev); err != nil {
 				return err
 			}
@@ -80,6 +91,59 @@ func (s *Store) AppendEvents(evs []protocol.Event) (stored []protocol.Event, ack
 		return nil
 	})
 	return stored, acked, err
+}
+
+// appendEnv adds an event to its environment's stream and returns its
+// envSeq; the stream keeps the last EnvStreamLength events.
+func appendEnv(txn *badger.Txn, ev protocol.Event) (int64, error) {
+	var seq int64
+	if err := getJSON(txn, envSeqPrefix+ev.EnvironmentID, &seq); err != nil && !errors.Is(err, ErrNotFound) {
+		return 0, err
+	}
+	seq++
+	ev.EnvSeq = seq
+	if err := putJSON(txn, envSeqPrefix+ev.EnvironmentID, seq); err != nil {
+		return 0, err
+	}
+	if err := putJSON(txn, envEvPrefix+ev.EnvironmentID+"/"+seqKey(seq), ev); err != nil {
+		return 0, err
+	}
+	if old := seq - EnvStreamLength; old > 0 {
+		if err := deleteKey(txn, envEvPrefix+ev.EnvironmentID+"/"+seqKey(old)); err != nil {
+			return 0, err
+		}
+	}
+	return seq, nil
+}
+
+// AppendEnvironmentEvent stores a status event in its environment's stream
+// only, and returns it with its envSeq.
+func (s *Store) AppendEnvironmentEvent(ev protocol.Event) (protocol.Event, error) {
+	err := s.update(func(txn *badger.Txn) error {
+		seq, err := appendEnv(txn, ev)
+		ev.EnvSeq = seq
+		return err
+	})
+	return ev, err
+}
+
+// EnvironmentEvents returns an environment's stream with envSeq > since.
+func (s *Store) EnvironmentEvents(envID string, since int64) ([]protocol.Event, error) {
+	out := []protocol.Event{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		prefix := envEvPrefix + envID + "/"
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 200, Prefix: []byte(prefix)})
+		defer it.Close()
+		for it.Seek([]byte(prefix + seqKey(since+1))); it.Valid(); it.Next() {
+			var ev protocol.Event
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &ev) }); err != nil {
+				return err
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // SessionEvents returns a session's events with seq > since, in order. A
