@@ -252,18 +252,35 @@ func (e *Engine) logTail(ctx context.Context, id string) string {
 	return "; last output: " + out
 }
 
-func (e *Engine) replaceContainer(ctx context.Context, spec stack.Spec, svc stack.Service, operationID string) (string, error) {
+// replaceContainer creates the service's new container next to the old
+// one, and only then stops and removes the old one, renames the new one
+// and starts it: creating is off the service's downtime.
+func (e *Engine) replaceContainer(ctx context.Context, spec stack.Spec, svc stack.Service, operationID string) (_ string, err error) {
 	name := spec.ContainerName(svc.Name)
-	if err := e.removeOwned(ctx, name, spec.DeploymentID); err != nil {
+	if err := e.checkOwned(ctx, name, spec.DeploymentID); err != nil {
+		return "", err
+	}
+	suffix := operationID
+	if len(suffix) > 12 {
+		suffix = suffix[len(suffix)-12:]
+	}
+	tmpName := name + "-next-" + suffix
+	if err := e.removeOwned(ctx, tmpName, spec.DeploymentID); err != nil {
 		return "", err
 	}
 	cfg, host, netCfg, extra := containerConfig(spec, svc, operationID)
 	created, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name: name, Config: cfg, HostConfig: host, NetworkingConfig: netCfg,
+		Name: tmpName, Config: cfg, HostConfig: host, NetworkingConfig: netCfg,
 	})
 	if err != nil {
 		return "", fmt.Errorf("create container: %w", cleanErr(err))
 	}
+	defer func() {
+		// A new container that never took over leaves no trace.
+		if err != nil {
+			e.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
+		}
+	}()
 	for _, n := range extra {
 		if _, err := e.cli.NetworkConnect(ctx, spec.NetworkName(n.Key), client.NetworkConnectOptions{
 			Container:      created.ID,
@@ -272,10 +289,45 @@ func (e *Engine) replaceContainer(ctx context.Context, spec stack.Spec, svc stac
 			return "", fmt.Errorf("connect to network %s: %w", n.Key, cleanErr(err))
 		}
 	}
+	if err := e.stopAndRemoveOwned(ctx, name, spec.DeploymentID); err != nil {
+		return "", err
+	}
+	if _, err := e.cli.ContainerRename(ctx, created.ID, client.ContainerRenameOptions{NewName: name}); err != nil {
+		return "", fmt.Errorf("rename container: %w", cleanErr(err))
+	}
 	if _, err := e.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
 		return "", fmt.Errorf("start container: %w", cleanErr(err))
 	}
 	return created.ID, nil
+}
+
+// checkOwned fails when a container of this name exists that does not
+// belong to the deployment.
+func (e *Engine) checkOwned(ctx context.Context, name, deploymentID string) error {
+	res, err := e.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", name, cleanErr(err))
+	}
+	if res.Container.Config == nil || res.Container.Config.Labels[stack.LabelDeployment] != deploymentID {
+		return fmt.Errorf("a container named %s exists and is not managed by this deployment; rename or remove it", name)
+	}
+	return nil
+}
+
+// stopAndRemoveOwned stops the deployment's container of this name
+// gracefully, then removes it.
+func (e *Engine) stopAndRemoveOwned(ctx context.Context, name, deploymentID string) error {
+	if err := e.checkOwned(ctx, name, deploymentID); err != nil {
+		return err
+	}
+	timeout := stopTimeout
+	if _, err := e.cli.ContainerStop(ctx, name, client.ContainerStopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("stop old container %s: %w", name, cleanErr(err))
+	}
+	return e.removeOwned(ctx, name, deploymentID)
 }
 
 // removeOwned removes a container of this name if it belongs to the
