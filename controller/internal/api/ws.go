@@ -15,7 +15,8 @@ import (
 // WebSocket limits.
 const (
 	wsQueue          = 512              // messages a client may lag behind
-	wsMaxMessage     = 4096             // bytes of one client message
+	wsMaxMessage     = 4096             // bytes of one client message; larger ones get an error frame
+	wsReadLimit      = 64 << 10         // beyond this the connection closes at once
 	wsHeartbeat      = 10 * time.Second // at least every 15 s per SPEC
 	wsWriteTimeout   = 10 * time.Second
 	wsMaxBadMessages = 5
@@ -42,7 +43,7 @@ func wsUpgrade(c *fiber.Ctx) error {
 func (s *Server) serveWS(conn *websocket.Conn) {
 	client := hub.NewClient(wsQueue)
 	defer s.cfg.Hub.Remove(client)
-	conn.SetReadLimit(wsMaxMessage)
+	conn.SetReadLimit(wsReadLimit)
 
 	done := make(chan struct{})
 	writerDone := make(chan struct{})
@@ -63,9 +64,12 @@ func (s *Server) serveWS(conn *websocket.Conn) {
 		}
 		var req wsRequest
 		problem := ""
-		if err := json.Unmarshal(msg, &req); err != nil {
-			problem = "message is not valid JSON: " + err.Error()
-		} else {
+		switch {
+		case len(msg) > wsMaxMessage:
+			problem = "message too large (the limit is 4096 bytes)"
+		case json.Unmarshal(msg, &req) != nil:
+			problem = "message is not valid JSON"
+		default:
 			problem = s.wsHandle(client, req)
 		}
 		if problem == "" {

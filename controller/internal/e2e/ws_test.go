@@ -288,10 +288,15 @@ func TestWebSocketRefusals(t *testing.T) {
 
 	big := dialWS(t, c)
 	big.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"subscribe","sessionId":"`+strings.Repeat("x", 10000)+`"}`))
+	if m := big.expect("error"); !strings.Contains(fmt.Sprint(m["message"]), "too large") {
+		t.Errorf("oversized: %v", m)
+	}
+	huge := dialWS(t, c)
+	huge.conn.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 100<<10)))
 	select {
-	case <-big.done:
+	case <-huge.done:
 	case <-time.After(5 * time.Second):
-		t.Error("oversized message did not close the connection")
+		t.Error("a 100 KiB message did not close the connection")
 	}
 
 	ok := dialWS(t, c)
