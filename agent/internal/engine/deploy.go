@@ -257,7 +257,7 @@ func (e *Engine) logTail(ctx context.Context, id string) string {
 // and starts it: creating is off the service's downtime.
 func (e *Engine) replaceContainer(ctx context.Context, spec stack.Spec, svc stack.Service, operationID string) (_ string, err error) {
 	name := spec.ContainerName(svc.Name)
-	if err := e.checkOwned(ctx, name, spec.DeploymentID); err != nil {
+	if _, err := e.owned(ctx, name, spec.DeploymentID); err != nil {
 		return "", err
 	}
 	suffix := operationID
@@ -265,7 +265,7 @@ func (e *Engine) replaceContainer(ctx context.Context, spec stack.Spec, svc stac
 		suffix = suffix[len(suffix)-12:]
 	}
 	tmpName := name + "-next-" + suffix
-	if err := e.removeOwned(ctx, tmpName, spec.DeploymentID); err != nil {
+	if err := e.removeOwned(ctx, tmpName, spec.DeploymentID, false); err != nil {
 		return "", err
 	}
 	cfg, host, netCfg, extra := containerConfig(spec, svc, operationID)
@@ -289,7 +289,7 @@ func (e *Engine) replaceContainer(ctx context.Context, spec stack.Spec, svc stac
 			return "", fmt.Errorf("connect to network %s: %w", n.Key, cleanErr(err))
 		}
 	}
-	if err := e.stopAndRemoveOwned(ctx, name, spec.DeploymentID); err != nil {
+	if err := e.removeOwned(ctx, name, spec.DeploymentID, true); err != nil {
 		return "", err
 	}
 	if _, err := e.cli.ContainerRename(ctx, created.ID, client.ContainerRenameOptions{NewName: name}); err != nil {
@@ -301,49 +301,37 @@ func (e *Engine) replaceContainer(ctx context.Context, spec stack.Spec, svc stac
 	return created.ID, nil
 }
 
-// checkOwned fails when a container of this name exists that does not
-// belong to the deployment.
-func (e *Engine) checkOwned(ctx context.Context, name, deploymentID string) error {
+// owned returns the id of the deployment's container of this name, or ""
+// when there is none; a container of that name that the deployment does
+// not own is an error, so rsgo never touches it.
+func (e *Engine) owned(ctx context.Context, name, deploymentID string) (string, error) {
 	res, err := e.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 	if cerrdefs.IsNotFound(err) {
-		return nil
+		return "", nil
 	}
 	if err != nil {
-		return fmt.Errorf("inspect %s: %w", name, cleanErr(err))
+		return "", fmt.Errorf("inspect %s: %w", name, cleanErr(err))
 	}
 	if res.Container.Config == nil || res.Container.Config.Labels[stack.LabelDeployment] != deploymentID {
-		return fmt.Errorf("a container named %s exists and is not managed by this deployment; rename or remove it", name)
+		return "", fmt.Errorf("a container named %s exists and is not managed by this deployment; rename or remove it", name)
 	}
-	return nil
+	return res.Container.ID, nil
 }
 
-// stopAndRemoveOwned stops the deployment's container of this name
-// gracefully, then removes it.
-func (e *Engine) stopAndRemoveOwned(ctx context.Context, name, deploymentID string) error {
-	if err := e.checkOwned(ctx, name, deploymentID); err != nil {
+// removeOwned removes the deployment's container of this name, if any;
+// graceful stops it first (SIGTERM, then SIGKILL after stopTimeout).
+func (e *Engine) removeOwned(ctx context.Context, name, deploymentID string, graceful bool) error {
+	id, err := e.owned(ctx, name, deploymentID)
+	if err != nil || id == "" {
 		return err
 	}
-	timeout := stopTimeout
-	if _, err := e.cli.ContainerStop(ctx, name, client.ContainerStopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("stop old container %s: %w", name, cleanErr(err))
+	if graceful {
+		timeout := stopTimeout
+		if _, err := e.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("stop old container %s: %w", name, cleanErr(err))
+		}
 	}
-	return e.removeOwned(ctx, name, deploymentID)
-}
-
-// removeOwned removes a container of this name if it belongs to the
-// deployment; a container of that name that rsgo does not own is an error.
-func (e *Engine) removeOwned(ctx context.Context, name, deploymentID string) error {
-	res, err := e.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
-	if cerrdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("inspect %s: %w", name, cleanErr(err))
-	}
-	if res.Container.Config == nil || res.Container.Config.Labels[stack.LabelDeployment] != deploymentID {
-		return fmt.Errorf("a container named %s exists and is not managed by this deployment; rename or remove it", name)
-	}
-	if _, err := e.cli.ContainerRemove(ctx, res.Container.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+	if _, err := e.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove old container %s: %w", name, cleanErr(err))
 	}
 	return nil
