@@ -177,3 +177,32 @@ func WriteTarball(img v1.Image, ref, path string) error {
 	}
 	return tarball.WriteToFile(path, tag, img)
 }
+
+// Named is a variant and the reference it is loaded as.
+type Named struct {
+	Ref     string
+	Variant Variant
+}
+
+// LoadIntoDocker builds the demo app in dir and loads every image into the
+// local engine with the docker CLI's `docker load`, so nothing is pulled.
+func LoadIntoDocker(dir, docker string, images []Named) error {
+	bin, err := BuildApp(dir)
+	if err != nil {
+		return err
+	}
+	tar := filepath.Join(dir, "image.tar")
+	for _, im := range images {
+		img, err := Image(bin, im.Variant)
+		if err != nil {
+			return fmt.Errorf("%s: %w", im.Ref, err)
+		}
+		if err := WriteTarball(img, im.Ref, tar); err != nil {
+			return fmt.Errorf("%s: %w", im.Ref, err)
+		}
+		if out, err := exec.Command(docker, "load", "-i", tar).CombinedOutput(); err != nil {
+			return fmt.Errorf("docker load %s: %v\n%s", im.Ref, err, out)
+		}
+	}
+	return nil
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -61,15 +60,7 @@ func deployMain(args []string) error {
 	time.Sleep(3 * time.Second)
 	idle := rssKiB(agent.Process.Pid)
 
-	composeArgs := strings.Fields(*compose)
-	composeCmd := func(args ...string) error {
-		full := append(slices.Clone(composeArgs[1:]), append([]string{"-p", "rsgobenchc", "-f", composePath}, args...)...)
-		out, err := exec.Command(composeArgs[0], full...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s %v: %v\n%s", *compose, args, err, out)
-		}
-		return nil
-	}
+	composeCmd := func(args ...string) error { return runCompose(*compose, "rsgobenchc", composePath, args...) }
 	defer composeCmd("down", "--remove-orphans")
 
 	var rsgoTimes, composeTimes []time.Duration
@@ -117,25 +108,11 @@ func deployMain(args []string) error {
 // loadBenchImages makes benchServices distinct images and loads them into
 // the engine, so neither tool pulls.
 func loadBenchImages(dir string) error {
-	bin, err := demo.BuildApp(dir)
-	if err != nil {
-		return err
-	}
+	var images []demo.Named
 	for i := 1; i <= benchServices; i++ {
-		img, err := demo.Image(bin, demo.Variant{Version: "1.0.0", Marker: fmt.Sprint(i)})
-		if err != nil {
-			return err
-		}
-		ref := fmt.Sprintf("rsgo-bench/svc%d:1.0.0", i)
-		tar := filepath.Join(dir, "img.tar")
-		if err := demo.WriteTarball(img, ref, tar); err != nil {
-			return err
-		}
-		if out, err := exec.Command("docker", "load", "-i", tar).CombinedOutput(); err != nil {
-			return fmt.Errorf("docker load: %v\n%s", err, out)
-		}
+		images = append(images, demo.Named{Ref: fmt.Sprintf("rsgo-bench/svc%d:1.0.0", i), Variant: demo.Variant{Version: "1.0.0", Marker: fmt.Sprint(i)}})
 	}
-	return nil
+	return demo.LoadIntoDocker(dir, "docker", images)
 }
 
 // benchFiles returns the same stack for rsgo and for Compose.

@@ -113,19 +113,19 @@ func upgradeMain(args []string) error {
 		v1, v2 := filepath.Join(dir, "c1.yml"), filepath.Join(dir, "c2.yml")
 		os.WriteFile(v1, []byte(upgradeFile("1.0.0", ports, false)), 0o644)
 		os.WriteFile(v2, []byte(upgradeFile("2.0.0", ports, false)), 0o644)
-		if err := runCompose(*compose, v1, "up", "-d"); err != nil {
+		if err := runCompose(*compose, "rsgobenchup", v1, "up", "-d"); err != nil {
 			return err
 		}
 		waitServing(ports, "1.0.0")
 		p = startProbes(ports)
 		start = time.Now()
-		if err := runCompose(*compose, v2, "up", "-d"); err != nil {
+		if err := runCompose(*compose, "rsgobenchup", v2, "up", "-d"); err != nil {
 			p.stop()
 			return err
 		}
 		wall = time.Since(start)
 		composeUp = append(composeUp, result{wall, p.stop()})
-		if err := runCompose(*compose, v2, "down"); err != nil {
+		if err := runCompose(*compose, "rsgobenchup", v2, "down"); err != nil {
 			return err
 		}
 	}
@@ -156,9 +156,11 @@ func upgradeMain(args []string) error {
 	return nil
 }
 
-func runCompose(compose, file string, args ...string) error {
+// runCompose runs the Compose command (possibly "docker compose") on one
+// file under one project name.
+func runCompose(compose, project, file string, args ...string) error {
 	parts := strings.Fields(compose)
-	full := append(slices.Clone(parts[1:]), append([]string{"-p", "rsgobenchup", "-f", file}, args...)...)
+	full := append(slices.Clone(parts[1:]), append([]string{"-p", project, "-f", file}, args...)...)
 	out, err := exec.Command(parts[0], full...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s %v: %v\n%s", compose, args, err, out)
@@ -167,31 +169,11 @@ func runCompose(compose, file string, args ...string) error {
 }
 
 func loadUpgradeImages(dir string) error {
-	bin, err := demo.BuildApp(dir)
-	if err != nil {
-		return err
-	}
-	for _, v := range []struct {
-		ref string
-		v   demo.Variant
-	}{
-		{"rsgo-bench/up:1.0.0", demo.Variant{Version: "1.0.0"}},
-		{"rsgo-bench/up:2.0.0", demo.Variant{Version: "2.0.0"}},
-		{"rsgo-bench/up:crash", demo.Variant{Version: "3.0.0", Mode: demo.ModeCrash}},
-	} {
-		img, err := demo.Image(bin, v.v)
-		if err != nil {
-			return err
-		}
-		tar := filepath.Join(dir, "img.tar")
-		if err := demo.WriteTarball(img, v.ref, tar); err != nil {
-			return err
-		}
-		if out, err := exec.Command("docker", "load", "-i", tar).CombinedOutput(); err != nil {
-			return fmt.Errorf("docker load: %v\n%s", err, out)
-		}
-	}
-	return nil
+	return demo.LoadIntoDocker(dir, "docker", []demo.Named{
+		{Ref: "rsgo-bench/up:1.0.0", Variant: demo.Variant{Version: "1.0.0"}},
+		{Ref: "rsgo-bench/up:2.0.0", Variant: demo.Variant{Version: "2.0.0"}},
+		{Ref: "rsgo-bench/up:crash", Variant: demo.Variant{Version: "3.0.0", Mode: demo.ModeCrash}},
+	})
 }
 
 // upgradeFile renders the 3-service stack at a version; 3.0.0's first
